@@ -1,0 +1,28 @@
+"""The client's exception hierarchy: what can go wrong talking to JuliaHub.
+
+Messages are for people and never contain the token.
+"""
+
+
+class JuliaHubError(Exception):
+    """Base of every error the client raises."""
+
+
+class AuthenticationError(JuliaHubError):
+    """No usable token: missing, expired, or refused by the server (401)."""
+
+
+class PermissionDeniedError(JuliaHubError):
+    """The server refused the operation (403); kill/extend also say this for unknown jobs."""
+
+
+class NotFoundError(JuliaHubError):
+    """The server says the thing does not exist (unknown job, file or endpoint)."""
+
+
+class ServerError(JuliaHubError):
+    """The server answered, but wrongly: 5xx, `success: false`, or a malformed body."""
+
+
+class ServerUnreachableError(JuliaHubError):
+    """No answer: connection refused or reset, timeout, or a body cut short."""

@@ -1,0 +1,9 @@
+"""Errors the state layer adds to the client's (mapped to errnos in jhfs.errno_map)."""
+
+
+class FileNotReadyError(Exception):
+    """The job file's upload is unfinished (no hash yet): try again later (EAGAIN)."""
+
+
+class IntegrityError(Exception):
+    """Downloaded bytes did not match the file's hash; they were discarded (EIO)."""

@@ -1,0 +1,39 @@
+# Shared set-up for scripts/test and scripts/demo: installs what is missing.
+# Sourced, not run.
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# libfuse 2 (fusepy loads libfuse.so.2), fusermount, and getfattr for the tests.
+ensure_system_packages() {
+    local missing=()
+    ldconfig -p 2>/dev/null | grep -q 'libfuse\.so\.2' || missing+=(libfuse2)
+    command -v fusermount >/dev/null || missing+=(fuse)
+    command -v getfattr >/dev/null || missing+=(attr)
+    command -v curl >/dev/null || missing+=(curl)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "== installing system packages: ${missing[*]}"
+        as_root apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    if [ ! -e /dev/fuse ]; then
+        echo "error: /dev/fuse is missing; load the fuse kernel module (modprobe fuse)" >&2
+        return 1
+    fi
+}
+
+# A virtual environment in .venv with jhfs installed (editable) and the given
+# extras; reinstalled when pyproject.toml changes.
+ensure_venv() {
+    local extras="${1:-}"
+    local python="${PYTHON:-python3}"
+    local stamp=".venv/.jhfs-installed-${extras:-base}"
+    [ -x .venv/bin/python ] || "$python" -m venv .venv
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+        echo "== installing jhfs${extras:+[$extras]} into .venv"
+        .venv/bin/pip install -q --upgrade pip >/dev/null
+        .venv/bin/pip install -q -e ".${extras:+[$extras]}"
+        touch "$stamp"
+    fi
+}
