@@ -1,7 +1,7 @@
 """The JuliaHub client layer: HTTP, models, authentication, log paging."""
 
 from jhfs.client.api import JuliaHubClient
-from jhfs.client.auth import Credentials, TokenSource, discover
+from jhfs.client.auth import TokenSource, discover
 from jhfs.client.errors import (
     AuthenticationError,
     JuliaHubError,
@@ -25,7 +25,6 @@ __all__ = [
     "DONE_STATUSES",
     "KNOWN_STATUSES",
     "AuthenticationError",
-    "Credentials",
     "FileHash",
     "Job",
     "JobFile",

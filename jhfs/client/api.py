@@ -1,16 +1,105 @@
 """The JuliaHub HTTP client: one requests.Session, timeouts, retries, error mapping.
 
-STUB: signatures settled, implementation in progress.
+Policy:
+- Every request has a timeout (connect, read).
+- Reads (GET of jobs, a job, logs, whoami, a file) are retried up to `retries`
+  times on connection errors, timeouts and 429/502/503/504, with exponential
+  backoff, honouring Retry-After (capped at RETRY_AFTER_CAP seconds).
+- Actions (kill, a GET; extend, a POST) are retried only when the connection
+  could not be made at all, so the server never saw them; never after a
+  response or a broken connection, which may have taken effect.
+- A 401 re-reads auth.toml once (TokenSource.reload) and, if the token
+  changed, repeats the request once; otherwise AuthenticationError.
+- requests exceptions never escape: they become ServerUnreachableError.
+- The token is only ever in the Authorization header of requests to the
+  server's own host (requests drops it on redirects to another host); it is
+  scrubbed from every message built from server text.
 """
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO
+import email.utils
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, BinaryIO, TypeVar
+from urllib.parse import quote, urlsplit
 
-from jhfs.client.auth import TokenSource
-from jhfs.client.models import Job, JobFile, LogMessage, LogPage
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
+
+from jhfs import __version__
+from jhfs.client.auth import TokenSource, discover, normalize_server
+from jhfs.client.errors import (
+    AuthenticationError,
+    JuliaHubError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServerError,
+    ServerUnreachableError,
+)
+from jhfs.client.models import (
+    Job,
+    JobFile,
+    LogMessage,
+    LogPage,
+    parse_job_details,
+    parse_jobs,
+    parse_log_page,
+    raise_for_failure,
+)
+
+logger = logging.getLogger(__name__)
 
 LOG_PAGE_CAP = 10_000
+DOWNLOAD_CHUNK = 1 << 20  # 1 MiB: large reads keep loopback downloads near memory speed
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+RETRY_AFTER_CAP = 30.0  # seconds; a filesystem call should not hang for longer per retry
+BACKOFF_BASE = 0.25  # seconds; doubled per attempt
+BACKOFF_CAP = 8.0
+HASURA_HEADERS = {"X-Hasura-Role": "jhuser", "X-JuliaHub-Ensure-JS": "true"}
+
+_T = TypeVar("_T")
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+class _Retry(Exception):
+    """A transient failure of a retryable request (internal)."""
+
+    def __init__(self, reason: str, delay: float | None = None) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+def _never_connected(exc: requests.RequestException) -> bool:
+    """True when the request cannot have reached the server (the connection never opened)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError):
+        cause: BaseException | None = exc.args[0] if exc.args else None
+        reason = getattr(cause, "reason", None)
+        return isinstance(cause, NewConnectionError) or isinstance(reason, NewConnectionError)
+    return False
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP)
 
 
 class JuliaHubClient:
@@ -22,38 +111,101 @@ class JuliaHubClient:
         tokens: TokenSource,
         *,
         timeout: float = 30.0,
+        connect_timeout: float = 10.0,
         retries: int = 3,
-    ) -> None: ...
+    ) -> None:
+        if retries < 0:
+            raise ValueError("retries must be >= 0")
+        self._server = normalize_server(server)
+        self._host = urlsplit(self._server).hostname
+        self._tokens = tokens
+        self._timeout = (min(connect_timeout, timeout), timeout)
+        self._retries = retries
+        self._session = requests.Session()
+        # Many FUSE threads share the session: keep enough pooled connections.
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        self._session.headers["User-Agent"] = f"jhfs/{__version__}"
+        self._reload_lock = threading.Lock()
 
     @classmethod
     def from_environment(
         cls, server: str | None = None, token: str | None = None, **kwargs: Any
     ) -> JuliaHubClient:
         """A client for the server and token that auth.discover finds."""
-        ...
+        url, tokens = discover(server, token)
+        return cls(url, tokens, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"JuliaHubClient({self._server!r})"
 
     @property
-    def server(self) -> str: ...
+    def server(self) -> str:
+        return self._server
+
+    def close(self) -> None:
+        self._session.close()
+
+    # --- the calls ------------------------------------------------------------------
 
     def whoami(self) -> dict[str, Any]:
         """GET /api/v1: the identity check (AuthenticationError on a bad token)."""
-        ...
+        response = self._call("GET", "/api/v1", what="the identity check")
+        body = self._json(response, "the identity check")
+        if not isinstance(body, dict):
+            raise ServerError("malformed answer from the server to the identity check")
+        return body
 
     def jobs(self, limit: int | None = None) -> list[Job]:
         """The latest jobs, newest first."""
-        ...
+        params: dict[str, Any] = {}
+        if limit is not None:
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise ValueError(f"limit must be a positive integer, not {limit!r}")
+            params["limit"] = limit
+        response = self._call("GET", "/juliaruncloud/get_jobs", params=params, what="job list")
+        return parse_jobs(self._json(response, "the job list"))
 
     def job(self, jobname: str) -> Job | None:
         """One job, or None when the server says it does not exist."""
-        ...
+        path = f"/api/rest/jobs/{quote(jobname, safe='')}"
+        response = self._call("GET", path, headers=HASURA_HEADERS, what=f"job {jobname}")
+        return parse_job_details(self._json(response, f"job {jobname}"), jobname)
 
     def kill_job(self, jobname: str) -> None:
         """Stop a job (PermissionDeniedError for unknown jobs, as the server says 403)."""
-        ...
+        what = f"stopping job {jobname}"
+        response = self._call(
+            "GET", "/juliaruncloud/kill_job", params={"jobname": jobname}, what=what, action=True
+        )
+        body = self._json(response, what)
+        if not isinstance(body, dict) or body.get("status") is not True:
+            raise ServerError(f"{what} failed: {self._snippet(response)}")
+        logger.info("stopped job %s", jobname)
 
     def extend_job(self, jobname: str, hours: int) -> None:
-        """Extend the time limit by whole hours >= 1 (ValueError otherwise). Never retried."""
-        ...
+        """Extend the time limit by whole hours >= 1 (ValueError otherwise). Never retried.
+
+        Fractions are refused rather than rounded up (as the official client
+        does): the caller decides whether 1.5 hours should cost two.
+        """
+        if isinstance(hours, bool) or not isinstance(hours, int):
+            raise ValueError(f"extend by whole hours: {hours!r} is not an integer")
+        if hours < 1:
+            raise ValueError(f"extend by at least one hour, not {hours}")
+        what = f"extending job {jobname} by {hours} h"
+        response = self._call(
+            "POST",
+            "/juliaruncloud/extend_job_time_limit",
+            json_body={"jobname": jobname, "extendby": hours},
+            what=what,
+            action=True,
+        )
+        body = self._json(response, what)
+        if not isinstance(body, dict) or body.get("success") is not True:
+            raise ServerError(f"{what} failed: {self._snippet(response)}")
+        logger.info("extended job %s by %d h", jobname, hours)
 
     def log_page(
         self,
@@ -64,7 +216,33 @@ class JuliaHubClient:
         nentries: int | None = None,
     ) -> LogPage:
         """One page of logs: the newest, or those after / up to and before a reference."""
-        ...
+        if after is not None and before is not None:
+            raise ValueError("give at most one of after and before")
+        params: dict[str, Any] = {
+            "log_output_type": "content",
+            "log_out_type": "json",
+            "jobname": jobname,
+        }
+        if nentries is not None:
+            if isinstance(nentries, bool) or not 1 <= nentries <= LOG_PAGE_CAP:
+                raise ValueError(f"nentries must be within 1..{LOG_PAGE_CAP}, not {nentries!r}")
+            params["nentries"] = nentries
+        reference = after or before
+        if reference is not None:
+            if reference.event_id is None or reference.timestamp_ms is None:
+                raise ServerError(
+                    f"cannot page the log of job {jobname}: the server sent a message "
+                    "without eventId or timestamp"
+                )
+            params["event_id"] = reference.event_id
+            params["start_time" if after is not None else "end_time"] = reference.timestamp_ms
+        response = self._call(
+            "GET", "/juliaruncloud/get_logs", params=params, what=f"logs of job {jobname}"
+        )
+        try:
+            return parse_log_page(response.content)
+        except JuliaHubError as exc:
+            raise type(exc)(self._redact(str(exc))) from None
 
     def download_file(self, file: JobFile, out: BinaryIO) -> int:
         """Stream a job file into `out` (positioned at 0); returns bytes written.
@@ -74,6 +252,191 @@ class JuliaHubClient:
         out.truncate(). Raises ServerUnreachableError when the body stays
         short of Content-Length after retries. Does not check the hash.
         """
-        ...
+        path = f"/jobs/{quote(file.jobname, safe='')}/files/{quote(file.name, safe='')}"
+        what = f"file {file.type}/{file.name} of job {file.jobname}"
+        written = 0
 
-    def close(self) -> None: ...
+        def attempt() -> int:
+            nonlocal written
+            # identity: Content-Length must count the bytes we write.
+            headers = {"Accept-Encoding": "identity"}
+            if written:
+                headers["Range"] = f"bytes={written}-"
+            response = self._send(
+                "GET", path, params={"filetype": file.type}, headers=headers, stream=True
+            )
+            with response:
+                self._raise_for_status(response, what, retryable=True)
+                if written and not self._resumes_at(response, written):
+                    logger.info("%s: the server restarted the download from 0", what)
+                    out.seek(0)
+                    out.truncate()
+                    written = 0
+                expected = response.headers.get("Content-Length")
+                start = written
+                try:
+                    for chunk in response.iter_content(DOWNLOAD_CHUNK):
+                        out.write(chunk)
+                        written += len(chunk)
+                except requests.RequestException as exc:
+                    raise _Retry(f"{what}: connection lost after {written} bytes: {exc}") from None
+                if expected is not None and expected.isdigit() and written - start < int(expected):
+                    raise _Retry(f"{what}: body ended after {written - start} of {expected} bytes")
+                return written
+
+        return self._with_retries(attempt, what, retryable=True)
+
+    # --- machinery ---------------------------------------------------------------------
+
+    @staticmethod
+    def _resumes_at(response: requests.Response, offset: int) -> bool:
+        if response.status_code != 206:
+            return False
+        match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
+        return match is not None and int(match.group(1)) == offset
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        json_body: Any = None,
+        what: str,
+        action: bool = False,
+    ) -> requests.Response:
+        """A whole (non-streamed) request with retries and status mapping."""
+
+        def attempt() -> requests.Response:
+            response = self._send(method, path, params=params, headers=headers, json_body=json_body)
+            try:
+                # Read the body here, so a connection lost mid-body is retried too.
+                response.content  # noqa: B018
+            except requests.RequestException as exc:
+                raise _Retry(f"{what}: connection lost reading the answer: {exc}") from None
+            finally:
+                response.close()
+            self._raise_for_status(response, what, retryable=not action)
+            return response
+
+        return self._with_retries(attempt, what, retryable=not action)
+
+    def _with_retries(self, attempt: Callable[[], _T], what: str, *, retryable: bool) -> _T:
+        """Run `attempt`, retrying transient failures: all of them for reads, unsent ones always."""
+        tries = 0
+        while True:
+            try:
+                return attempt()
+            except _Retry as exc:
+                reason, delay = str(exc), exc.delay
+                if not retryable:
+                    raise ServerUnreachableError(
+                        self._redact(f"{reason} (not retried: it may have taken effect)")
+                    ) from None
+            except requests.RequestException as exc:
+                reason, delay = f"{what}: {type(exc).__name__}: {exc}", None
+                if not (retryable or _never_connected(exc)):
+                    raise ServerUnreachableError(
+                        self._redact(f"{reason} (not retried: it may have taken effect)")
+                    ) from None
+            if tries >= self._retries:
+                raise ServerUnreachableError(
+                    self._redact(f"{reason} (gave up after {tries + 1} attempts)")
+                )
+            if delay is None:
+                delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**tries) * random.uniform(0.8, 1.2)
+            tries += 1
+            logger.warning(
+                "%s; retry %d of %d in %.2f s", self._redact(reason), tries, self._retries, delay
+            )
+            time.sleep(delay)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        json_body: Any = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        """One request with the current token; on a 401, once more if auth.toml has a new one."""
+        url = self._server + path
+        for reloaded in (False, True):
+            token = self._tokens.token()
+            all_headers = {**(headers or {}), "Authorization": f"Bearer {token}"}
+            logger.debug("%s %s %s", method, path, params or "")
+            response = self._session.request(
+                method,
+                url,
+                params=params,
+                headers=all_headers,
+                json=json_body,
+                timeout=self._timeout,
+                stream=stream,
+                allow_redirects=True,
+            )
+            if response.status_code != 401 or reloaded:
+                return response
+            response.close()
+            with self._reload_lock:
+                changed = self._tokens.token() != token or self._tokens.reload()
+            if not changed:
+                return response
+            logger.info("the server refused the token; retrying with the re-read one")
+        raise AssertionError("unreachable")
+
+    def _raise_for_status(self, response: requests.Response, what: str, *, retryable: bool) -> None:
+        status = response.status_code
+        if status in (200, 206):
+            return
+        if status in RETRY_STATUSES and retryable:
+            raise _Retry(f"{what}: the server answered {status}", _retry_after(response))
+        if status == 401:
+            where = self._tokens.auth_toml
+            hint = (
+                f'; run `using JuliaHub; JuliaHub.authenticate("{self._host}")` in Julia'
+                if where is not None
+                else "; check JULIAHUB_TOKEN"
+            )
+            raise AuthenticationError(
+                f"{what}: the server refused the token (401: invalid or expired){hint}"
+            )
+        if status == 403:
+            raise PermissionDeniedError(
+                f"{what}: not permitted (403; the server also says this for a job that "
+                "does not exist)"
+            )
+        if status == 404:
+            raise NotFoundError(f"{what}: not found (404)")
+        raise ServerError(f"{what}: the server answered {status}: {self._snippet(response)}")
+
+    def _json(self, response: requests.Response, what: str) -> Any:
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            raise ServerError(
+                f"{what}: the answer is not JSON: {self._snippet(response)}"
+            ) from None
+        try:
+            raise_for_failure(body, what)
+        except JuliaHubError as exc:
+            raise type(exc)(self._redact(str(exc))) from None
+        return body
+
+    def _snippet(self, response: requests.Response) -> str:
+        try:
+            text = response.content[:300].decode("utf-8", "replace")
+        except requests.RequestException:
+            text = "<body unreadable>"
+        return self._redact(text.strip() or "<empty body>")
+
+    def _redact(self, text: str) -> str:
+        """Scrub the token from text built from server answers or library messages."""
+        try:
+            token = self._tokens.token()
+        except AuthenticationError:
+            return text
+        return text.replace(token, "<token>") if token else text
