@@ -1,11 +1,27 @@
 """The job listing and per-job status cache.
 
-STUB: signatures settled, implementation in progress.
+Owns which jobs exist and how fresh their metadata is: one get_jobs call feeds
+the listing and every job in it, finished jobs are kept for the life of the
+mount, running jobs are re-read once their copy is `ttl` seconds old, and
+unknown names are remembered briefly so that probing names does not flood the
+server.
 """
 
 from __future__ import annotations
 
-from jhfs.client import Job, JuliaHubClient
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from cachetools import LRUCache, TTLCache
+
+from jhfs.client import Job, JuliaHubClient, NotFoundError
+from jhfs.state.flight import SingleFlight
+
+logger = logging.getLogger(__name__)
+
+_LISTING = "listing"  # the listing's single-flight key
 
 
 class JobRegistry:
@@ -30,10 +46,122 @@ class JobRegistry:
         ttl: float = 2.0,
         negative_ttl: float = 10.0,
         negative_max: int = 1024,
-    ) -> None: ...
+        lookups_max: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._jobs_limit = jobs_limit
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()  # guards everything below; never held across HTTP
+        # The latest listing, in the server's order, and when its request started.
+        self._listing: tuple[Job, ...] = ()
+        self._listed: dict[str, Job] = {}
+        self._listing_at: float | None = None
+        # Jobs read one by one (or finished jobs that fell out of the listing),
+        # with the time their request started. Bounded: an evicted job costs one
+        # request when it is next looked at.
+        self._lookups: LRUCache[str, tuple[Job, float]] = LRUCache(maxsize=lookups_max)
+        self._missing: TTLCache[str, bool] = TTLCache(
+            maxsize=negative_max, ttl=negative_ttl, timer=clock
+        )
+        self._listing_flight: SingleFlight[str, None] = SingleFlight()
+        self._job_flight: SingleFlight[str, Job] = SingleFlight()
 
-    def list_jobs(self) -> list[Job]: ...
+    # -- the listing ---------------------------------------------------------
 
-    def get(self, jobname: str) -> Job: ...
+    def list_jobs(self) -> list[Job]:
+        """The latest jobs, newest first, at most `ttl` seconds old."""
+        with self._lock:
+            if self._listing_fresh():
+                return list(self._listing)
+        self._listing_flight.do(_LISTING, self._fetch_listing)
+        with self._lock:
+            return list(self._listing)
 
-    def refresh(self, jobname: str) -> Job: ...
+    def names(self) -> list[str]:
+        """Job names of list_jobs(), in its order."""
+        return [job.jobname for job in self.list_jobs()]
+
+    def _listing_fresh(self) -> bool:
+        return self._listing_at is not None and self._clock() - self._listing_at < self._ttl
+
+    def _fetch_listing(self) -> None:
+        with self._lock:
+            # A caller that found the listing stale may arrive just after another
+            # flight finished: don't ask again.
+            if self._listing_fresh():
+                return
+        started = self._clock()
+        jobs = tuple(self._client.jobs(limit=self._jobs_limit))
+        listed = {job.jobname: job for job in jobs}
+        with self._lock:
+            if self._listing_at is not None and self._listing_at > started:
+                return  # a newer listing landed meanwhile
+            # Finished jobs that fell out of the listing stay known without a request.
+            for name, job in self._listed.items():
+                if name not in listed and job.is_done:
+                    self._lookups[name] = (job, self._listing_at or started)
+            self._listing, self._listed, self._listing_at = jobs, listed, started
+            for name in [name for name in self._missing if name in listed]:
+                del self._missing[name]  # created since it was looked up
+
+    # -- single jobs ---------------------------------------------------------
+
+    def cached(self, jobname: str) -> Job | None:
+        """The newest copy held, however old (no request)."""
+        with self._lock:
+            found = self._newest(jobname)
+        return found[0] if found else None
+
+    def get(self, jobname: str) -> Job:
+        """The job, from the cache when fresh enough, else from the server.
+
+        NotFoundError when the server says it does not exist (remembered for
+        negative_ttl); the client's other errors propagate and are not cached.
+        """
+        with self._lock:
+            found = self._newest(jobname)
+            if found is not None:
+                job, fetched_at = found
+                if job.is_done or self._clock() - fetched_at < self._ttl:
+                    return job
+            elif jobname in self._missing:
+                raise NotFoundError(f"no job named {jobname!r}")
+        return self._job_flight.do(jobname, lambda: self._fetch_job(jobname))
+
+    def refresh(self, jobname: str) -> Job:
+        """Fetch the job now, bypassing the cache (after a ctl command changed it).
+
+        Not shared with a lookup already in flight: that one may have started
+        before the change.
+        """
+        return self._fetch_job(jobname)
+
+    def _newest(self, jobname: str) -> tuple[Job, float] | None:
+        lookup = self._lookups.get(jobname)
+        listed = self._listed.get(jobname)
+        if (
+            listed is not None
+            and self._listing_at is not None
+            and (lookup is None or lookup[1] < self._listing_at)
+        ):
+            return listed, self._listing_at
+        return lookup
+
+    def _fetch_job(self, jobname: str) -> Job:
+        started = self._clock()
+        job = self._client.job(jobname)
+        with self._lock:
+            if job is None:
+                self._missing[jobname] = True
+                self._lookups.pop(jobname, None)
+            else:
+                self._missing.pop(jobname, None)
+                known = self._lookups.get(jobname)
+                if known is None or known[1] <= started:
+                    self._lookups[jobname] = (job, started)
+        if job is None:
+            logger.debug("job %s does not exist", jobname)
+            raise NotFoundError(f"no job named {jobname!r}")
+        return job
