@@ -1,0 +1,152 @@
+"""The `jhfs` command: mount, umount, demo, emulator.
+
+The token never comes from the command line (it would show in `ps`): it is
+found by the client's discovery (JULIAHUB_TOKEN, or auth.toml).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from jhfs import __version__
+from jhfs.client import JuliaHubClient, JuliaHubError
+from jhfs.mounting import (
+    MountError,
+    MountSettings,
+    check_mountpoint,
+    check_server,
+    default_cache_root,
+    parse_fuse_options,
+    serve,
+    serve_detached,
+    server_cache_dir,
+    unmount,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jhfs", description="Mount a JuliaHub account's batch jobs as directories."
+    )
+    parser.add_argument("--version", action="version", version=f"jhfs {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    mount = commands.add_parser("mount", help="mount the jobs at MOUNTPOINT")
+    mount.add_argument("mountpoint", type=Path, metavar="MOUNTPOINT")
+    mount.add_argument(
+        "--server",
+        help="JuliaHub URL (default: $JULIAHUB_SERVER, else $JULIA_PKG_SERVER); the token "
+        "comes from $JULIAHUB_TOKEN or the server's auth.toml",
+    )
+    mount.add_argument(
+        "-f", "--foreground", action="store_true", help="stay in the foreground until unmounted"
+    )
+    mount.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="where downloads and finished logs are kept (default: $XDG_CACHE_HOME/jhfs, "
+        "i.e. ~/.cache/jhfs), one subdirectory per server",
+    )
+    mount.add_argument(
+        "--jobs-limit",
+        type=positive_int,
+        default=1000,
+        metavar="N",
+        help="how many of the latest jobs jobs/ lists (default: 1000); older ones stay "
+        "reachable by name",
+    )
+    mount.add_argument(
+        "-o",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="OPTIONS",
+        help="FUSE mount options, comma-separated (e.g. allow_other)",
+    )
+    mount.add_argument("--debug", action="store_true", help="verbose logging")
+
+    umount = commands.add_parser("umount", help="unmount (lazily, if busy)")
+    umount.add_argument("mountpoint", type=Path, metavar="MOUNTPOINT")
+
+    demo = commands.add_parser("demo", help="run the emulator with sample jobs and mount it")
+    demo.add_argument("mountpoint", type=Path, metavar="MOUNTPOINT")
+    demo.add_argument("--debug", action="store_true", help="verbose logging")
+
+    commands.add_parser(
+        "emulator",
+        help="run the local JuliaHub emulator (`jhfs emulator --help`)",
+        add_help=False,
+    )
+    return parser
+
+
+def setup_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="jhfs: %(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not debug:
+        # fusepy logs every errno it returns (ENOENT for each `ls` probe).
+        logging.getLogger("fuse").setLevel(logging.WARNING)
+
+
+def mount_command(args: argparse.Namespace) -> int:
+    mountpoint = args.mountpoint.absolute()
+    check_mountpoint(mountpoint)
+
+    def make_client() -> JuliaHubClient:
+        return JuliaHubClient.from_environment(server=args.server)
+
+    client = make_client()
+    user = check_server(client)
+    root = args.cache_dir.absolute() if args.cache_dir else default_cache_root()
+    settings = MountSettings(
+        mountpoint=mountpoint,
+        cache_dir=server_cache_dir(root, client.server),
+        jobs_limit=args.jobs_limit,
+        fuse_options=parse_fuse_options(args.options),
+    )
+    logger.info("mounting %s's jobs on %s at %s", user, client.server, mountpoint)
+    if args.foreground:
+        serve(client, settings, lambda: logger.info("ready at %s", mountpoint))
+        return 0
+    # The child builds its own client: nothing of this process's connections is shared.
+    client.close()
+    return serve_detached(make_client, settings, settings.cache_dir / "jhfs.log")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["emulator"]:
+        # Its own parser owns its options; the emulator imports nothing from jhfs.
+        from jhfs_emulator.cli import main as emulator_main
+
+        return emulator_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    if args.command == "umount":
+        return unmount(args.mountpoint)
+    setup_logging(args.debug)
+    try:
+        if args.command == "demo":
+            from jhfs.demo import run_demo
+
+            return run_demo(args.mountpoint.absolute(), jobs_limit=1000)
+        return mount_command(args)
+    except (MountError, JuliaHubError, ValueError) as exc:
+        print(f"jhfs: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,102 @@
+"""`jhfs demo`: the emulator with its sample jobs, mounted, and what to try.
+
+The emulator runs as a child process on a free loopback port with a random
+token handed over in its environment (never in argv). It gets a session of
+its own so that Ctrl-C reaches only jhfs, which unmounts first and then stops
+the emulator.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from jhfs.client import Job, JuliaHubClient
+from jhfs.mounting import MountError, MountSettings, check_server, serve
+
+logger = logging.getLogger(__name__)
+
+LISTENING = "jhfs emulator listening on "
+
+
+def start_emulator(data_dir: Path, token: str, log_file: Path) -> tuple[subprocess.Popen[str], str]:
+    """The demo emulator and its base URL."""
+    with log_file.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jhfs_emulator", "--host", "127.0.0.1", "--port", "0",
+             "--data-dir", str(data_dir), "--demo"],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env={**os.environ, "JULIAHUB_TOKEN": token, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
+        )  # fmt: skip
+    assert process.stdout is not None
+    first = process.stdout.readline().strip()
+    if not first.startswith(LISTENING):
+        stop_emulator(process)
+        raise MountError(f"the emulator did not start (see {log_file}): {first!r}")
+    # Keep reading its stdout so that it never blocks on a full pipe.
+    threading.Thread(target=process.stdout.read, daemon=True).start()
+    return process, first[len(LISTENING) :]
+
+
+def stop_emulator(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def what_to_try(mountpoint: Path, jobs: list[Job]) -> str:
+    """The commands from the top of DEVELOPERS.md, with this demo's job names."""
+    running = next((j.jobname for j in jobs if not j.is_done), "JOBNAME")
+    finished, result = next(
+        ((j.jobname, f.name) for j in jobs if j.is_done for f in j.files if f.type == "result"),
+        ("JOBNAME", "FILE"),
+    )
+    jobs_dir = mountpoint / "jobs"
+    return "\n".join(
+        [
+            f"jhfs demo: the emulator's sample jobs are mounted at {mountpoint}.",
+            "Try, in another shell:",
+            "",
+            f"  ls -lt {jobs_dir}/                  # newest jobs first",
+            f"  cat {jobs_dir}/{running}/status      # Running",
+            f"  tail -f {jobs_dir}/{running}/logs    # follows the live log",
+            f"  cp {jobs_dir}/{finished}/files/result/{result} .   # downloaded once, hash-checked",
+            f"  getfattr -d {jobs_dir}/{finished}/files/result/{result}",
+            f"  echo 'extend 2' > {jobs_dir}/{running}/ctl   # two more hours",
+            f"  echo kill > {jobs_dir}/{running}/ctl         # stops the job",
+            "",
+            "Press Ctrl-C here to unmount and stop the emulator.",
+        ]
+    )
+
+
+def run_demo(mountpoint: Path, jobs_limit: int) -> int:
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="jhfs-demo-") as tmp:
+        workdir = Path(tmp)
+        token = secrets.token_urlsafe(24)
+        emulator, url = start_emulator(workdir / "emulator", token, workdir / "emulator.log")
+        try:
+            client = JuliaHubClient.from_environment(server=url, token=token)
+            check_server(client)
+            jobs = client.jobs()
+            cache_dir = workdir / "cache"
+            cache_dir.mkdir(mode=0o700)
+            settings = MountSettings(mountpoint, cache_dir, jobs_limit)
+            serve(client, settings, lambda: print(what_to_try(mountpoint, jobs), flush=True))
+        finally:
+            stop_emulator(emulator)
+    print("jhfs demo: unmounted, emulator stopped.")
+    return 0

@@ -1,0 +1,76 @@
+"""The one place where exceptions become errnos for the kernel.
+
+Every filesystem operation runs through `fuse_error`: whatever a node, the
+state layer or the client raises comes out as a `FuseOSError` with an integer
+errno and, where a person should hear about it, a log line. fusepy 3.0.1 turns
+an OSError without an errno (a requests exception, say) into garbage, and an
+unknown exception into EINVAL, so nothing else may reach it.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+
+from fuse import FuseOSError
+
+from jhfs.client import (
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServerError,
+    ServerUnreachableError,
+)
+from jhfs.state.errors import FileNotReadyError, IntegrityError
+
+logger = logging.getLogger(__name__)
+
+TOKEN_HINT = (
+    "the server refused the token (401): refresh it (JULIAHUB_TOKEN, or log in "
+    "again with JuliaHub.jl to renew auth.toml)"
+)
+
+
+def errno_for(exc: BaseException) -> int:
+    """The errno a failed operation reports for `exc` (no logging)."""
+    if isinstance(exc, FuseOSError) and isinstance(exc.errno, int):
+        return exc.errno
+    # Order matters only where classes could overlap; the client's are disjoint.
+    if isinstance(exc, NotFoundError):
+        return errno.ENOENT
+    if isinstance(exc, PermissionDeniedError | AuthenticationError):
+        return errno.EACCES
+    if isinstance(exc, ServerUnreachableError | ServerError | IntegrityError):
+        return errno.EIO
+    if isinstance(exc, FileNotReadyError):
+        return errno.EAGAIN
+    if isinstance(exc, ValueError):
+        return errno.EINVAL
+    return errno.EIO
+
+
+def fuse_error(exc: BaseException, operation: str, path: str) -> FuseOSError:
+    """The FuseOSError to raise for `exc`, after logging what a person needs to know."""
+    code = errno_for(exc)
+    where = f"{operation} {path}"
+    if isinstance(exc, FuseOSError):
+        pass  # raised on purpose by a node (ENOENT for a name, EROFS...): not news
+    elif isinstance(exc, NotFoundError):
+        logger.debug("%s: not found: %s", where, exc)
+    elif isinstance(exc, AuthenticationError):
+        logger.error("%s: %s; %s", where, exc, TOKEN_HINT)
+    elif isinstance(exc, PermissionDeniedError):
+        logger.warning("%s: permission denied: %s", where, exc)
+    elif isinstance(exc, ServerUnreachableError | ServerError):
+        logger.warning("%s: server trouble: %s", where, exc)
+    elif isinstance(exc, FileNotReadyError):
+        logger.info("%s: not ready: %s", where, exc)
+    elif isinstance(exc, IntegrityError):
+        logger.error("%s: %s", where, exc)
+    elif isinstance(exc, ValueError):
+        logger.warning("%s: invalid input: %s", where, exc)
+    else:
+        # A bug or an unexpected local failure: the traceback goes to the log,
+        # the kernel gets EIO.
+        logger.error("%s: unexpected error", where, exc_info=exc)
+    return FuseOSError(code)

@@ -1,0 +1,214 @@
+"""Mounting and unmounting: the server check, the cache directory, the FUSE loop, detaching.
+
+`serve` runs the filesystem in this process until it is unmounted (libfuse
+turns SIGINT, SIGTERM and SIGHUP into a clean unmount). `serve_detached`
+forks first and returns in the parent only once the child reports the mount
+ready (from fusepy's `init`, which runs after the kernel handshake) or failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from fuse import FUSE
+
+from jhfs.client import (
+    AuthenticationError,
+    JuliaHubClient,
+    JuliaHubError,
+    ServerUnreachableError,
+)
+from jhfs.fuse_ops import JhfsOperations
+from jhfs.nodes import MountContext, RootDir
+from jhfs.state.files import FileCache
+from jhfs.state.logs import LogStore
+from jhfs.state.registry import JobRegistry
+
+logger = logging.getLogger(__name__)
+
+# The kernel may reuse what it was told for this long. Running jobs must look
+# at most 2 s old, and libfuse 2 has one timeout for all paths; finished jobs'
+# pages are kept across opens per file instead (keep_cache).
+KERNEL_TIMEOUT = 1.0
+
+
+class MountError(Exception):
+    """Mounting cannot go ahead; the message is the one line the user sees."""
+
+
+@dataclass
+class MountSettings:
+    mountpoint: Path
+    cache_dir: Path  # already the per-server directory
+    jobs_limit: int = 1000
+    fuse_options: dict[str, str | bool] = field(default_factory=dict)
+
+
+def parse_fuse_options(values: list[str]) -> dict[str, str | bool]:
+    """`-o allow_other,max_read=131072` (repeatable) as fusepy keyword options."""
+    options: dict[str, str | bool] = {}
+    for value in values:
+        for item in filter(None, value.split(",")):
+            key, sep, setting = item.partition("=")
+            options[key] = setting if sep else True
+    return options
+
+
+def default_cache_root() -> Path:
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "jhfs"
+
+
+def server_cache_dir(root: Path, server: str) -> Path:
+    """One cache directory per server (host, port and path prefix), mode 0700."""
+    parts = urlsplit(server)
+    name = re.sub(r"[^A-Za-z0-9.-]", "_", parts.netloc + parts.path.rstrip("/"))
+    directory = root / name
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    return directory
+
+
+def check_mountpoint(mountpoint: Path) -> None:
+    try:
+        is_dir = mountpoint.is_dir()
+    except OSError as exc:  # ENOTCONN: the FUSE process behind it is gone
+        raise MountError(f"{mountpoint}: {exc.strerror}; try `jhfs umount {mountpoint}`") from None
+    if not is_dir:
+        raise MountError(f"{mountpoint} is not a directory")
+    if os.path.ismount(mountpoint):
+        raise MountError(f"{mountpoint} is already a mount point")
+
+
+def check_server(client: JuliaHubClient) -> str:
+    """Ask the server who we are (GET /api/v1); the username, or a one-line MountError."""
+    try:
+        identity = client.whoami()
+    except AuthenticationError as exc:
+        raise MountError(f"{client.server} refused the token: {exc}") from None
+    except ServerUnreachableError as exc:
+        raise MountError(f"cannot reach {client.server}: {exc}") from None
+    except JuliaHubError as exc:
+        raise MountError(f"{client.server} did not answer as JuliaHub does: {exc}") from None
+    return str(identity.get("username", "?"))
+
+
+def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[], None]) -> None:
+    """Mount and serve until unmounted; `on_ready` runs once the mount is usable."""
+    os.umask(0o077)  # cached logs and blobs are the user's alone
+    registry = JobRegistry(client, jobs_limit=settings.jobs_limit)
+    logs = LogStore(client, registry, settings.cache_dir)
+    ctx = MountContext(
+        client=client,
+        registry=registry,
+        logs=logs,
+        files=FileCache(client, settings.cache_dir),
+        cache_dir=settings.cache_dir,
+        uid=os.getuid(),
+        gid=os.getgid(),
+        mounted_at_ns=time.time_ns(),
+    )
+    operations = JhfsOperations(RootDir(ctx), str(settings.cache_dir), on_ready)
+    options: dict[str, str | bool | float] = {
+        "fsname": f"jhfs:{urlsplit(client.server).netloc}",
+        "subtype": "jhfs",
+        "default_permissions": True,  # the kernel enforces the modes (ctl is 0200)
+        "attr_timeout": KERNEL_TIMEOUT,
+        "entry_timeout": KERNEL_TIMEOUT,
+        "negative_timeout": KERNEL_TIMEOUT,
+        **settings.fuse_options,
+    }
+    try:
+        FUSE(operations, str(settings.mountpoint), foreground=True, raw_fi=True, **options)
+    except RuntimeError as exc:  # fuse_main failed; libfuse printed why on stderr
+        raise MountError(f"could not mount {settings.mountpoint} (libfuse error {exc})") from None
+    finally:
+        logs.close()
+        client.close()
+    logger.info("unmounted %s", settings.mountpoint)
+
+
+def serve_detached(
+    make_client: Callable[[], JuliaHubClient], settings: MountSettings, log_file: Path
+) -> int:
+    """Fork; the child serves, the parent exits 0 once the mount is ready (1 if it failed).
+
+    After the mount is ready the child's stdin and stdout go to /dev/null and
+    its stderr (the log) to `log_file`, so that whoever ran `jhfs mount` is not
+    kept waiting on its pipes.
+    """
+    ready_read, ready_write = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        os.close(ready_write)
+        with os.fdopen(ready_read, "rb") as pipe:
+            report = pipe.read().decode(errors="replace").strip()
+        if report == "ready":
+            return 0
+        os.waitpid(pid, 0)
+        print(f"jhfs: {report or 'the filesystem process ended before mounting'}", file=sys.stderr)
+        return 1
+
+    os.close(ready_read)
+    os.setsid()  # no controlling terminal: the shell's hangups and Ctrl-C are not ours
+    code = 0
+
+    def ready() -> None:
+        logger.info("mounted %s; logging to %s", settings.mountpoint, log_file)
+        null = os.open(os.devnull, os.O_RDWR)
+        log = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(null, 0)
+        os.dup2(null, 1)
+        os.dup2(log, 2)
+        os.close(null)
+        os.close(log)
+        os.write(ready_write, b"ready")
+        os.close(ready_write)
+
+    try:
+        serve(make_client(), settings, ready)
+    except MountError as exc:
+        os.write(ready_write, str(exc).encode())
+        code = 1
+    except Exception as exc:
+        logger.exception("jhfs failed")
+        os.write(ready_write, f"failed: {exc}".encode())
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # the parent's interpreter state is not ours to tear down
+
+
+def unmount(mountpoint: Path) -> int:
+    """`jhfs umount`: unmount, or detach lazily (with a message) when busy."""
+    fusermount = shutil.which("fusermount") or shutil.which("fusermount3")
+    command = [fusermount, "-u"] if fusermount else ["umount"]
+    lazy = [fusermount, "-uz"] if fusermount else ["umount", "-l"]
+    result = subprocess.run([*command, str(mountpoint)], capture_output=True, text=True)
+    if result.returncode == 0:
+        return 0
+    if "busy" in result.stderr.lower():
+        lazy_result = subprocess.run([*lazy, str(mountpoint)], capture_output=True, text=True)
+        if lazy_result.returncode == 0:
+            print(
+                f"jhfs: {mountpoint} is busy; detached it lazily: it goes away once nothing "
+                "uses it any more",
+                file=sys.stderr,
+            )
+            return 0
+        result = lazy_result
+    message = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"
+    print(f"jhfs: could not unmount {mountpoint}: {message}", file=sys.stderr)
+    return 1

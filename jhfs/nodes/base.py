@@ -1,0 +1,101 @@
+"""What every node and open-file handle can do, and the defaults for a read-only tree.
+
+A node is one path of the tree (a directory, a generated text file, a job
+file, ctl...); the fusepy adapter looks a path up to a node and calls it. An
+open file is a Handle, which also says how the kernel may cache its pages.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from abc import ABC, abstractmethod
+
+from fuse import FuseOSError
+
+from jhfs.nodes.context import MountContext
+
+Attrs = dict[str, int]
+
+BLOCK = 512  # st_blocks counts 512-byte units whatever the block size
+
+
+class Handle:
+    """An open file: `direct_io` if its content changes, `keep_cache` if it never does."""
+
+    direct_io = False
+    keep_cache = False
+
+    def read(self, size: int, offset: int) -> bytes:
+        raise FuseOSError(errno.EBADF)
+
+    def write(self, data: bytes, offset: int) -> int:
+        raise FuseOSError(errno.EBADF)
+
+    def release(self) -> None:
+        """The last descriptor of this open file was closed."""
+
+
+class Node(ABC):
+    """One path of the tree."""
+
+    def __init__(self, ctx: MountContext) -> None:
+        self.ctx = ctx
+
+    @abstractmethod
+    def getattr(self) -> Attrs: ...
+
+    def lookup(self, name: str) -> Node:
+        raise FuseOSError(errno.ENOTDIR)
+
+    def readdir(self) -> list[str]:
+        raise FuseOSError(errno.ENOTDIR)
+
+    def open(self, flags: int) -> Handle:
+        raise FuseOSError(errno.EISDIR)
+
+    def truncate(self, length: int) -> None:
+        raise FuseOSError(errno.EROFS)
+
+    def getxattr(self, name: str) -> bytes:
+        raise FuseOSError(errno.ENODATA)
+
+    def listxattr(self) -> list[str]:
+        return []
+
+    def _attrs(self, mode: int, size: int, mtime_ns: int, nlink: int = 1) -> Attrs:
+        return {
+            "st_mode": mode,
+            "st_nlink": nlink,
+            "st_size": size,
+            "st_blocks": -(-size // BLOCK),
+            "st_blksize": 128 * 1024,  # large reads suit a network-backed file
+            "st_uid": self.ctx.uid,
+            "st_gid": self.ctx.gid,
+            "st_mtime": mtime_ns,
+            "st_ctime": mtime_ns,
+            "st_atime": mtime_ns,
+        }
+
+
+class Directory(Node):
+    """A directory: read-only, its entries from `children`."""
+
+    @abstractmethod
+    def mtime_ns(self) -> int: ...
+
+    @abstractmethod
+    def children(self) -> list[str]: ...
+
+    def getattr(self) -> Attrs:
+        return self._attrs(stat.S_IFDIR | 0o555, 0, self.mtime_ns(), nlink=2)
+
+    def readdir(self) -> list[str]:
+        return self.children()
+
+
+def require_read_only(flags: int) -> None:
+    """Refuse an open for writing (EROFS): the tree is read-only but for ctl."""
+    if flags & os.O_ACCMODE != os.O_RDONLY:
+        raise FuseOSError(errno.EROFS)

@@ -1,0 +1,119 @@
+"""jobs/<jobname>/ctl: the write-only control file (`kill`, `extend N`).
+
+A command runs inside the write call, so the writer sees its error (errors
+from close are lost). Every line of the write must parse before anything is
+sent: a bad write sends nothing. Truncation is accepted and does nothing,
+because the shell's `>` opens with O_TRUNC.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import stat
+from dataclasses import dataclass
+
+from fuse import FuseOSError
+
+from jhfs.client import Job, JuliaHubError
+from jhfs.nodes.base import Attrs, Handle, Node
+from jhfs.nodes.context import MountContext, to_ns
+
+logger = logging.getLogger(__name__)
+
+MAX_WRITE = 1024
+HOURS = re.compile(r"[0-9]+")
+
+
+class CtlSyntaxError(ValueError):
+    """A write to ctl that is not a list of valid commands (EINVAL)."""
+
+
+@dataclass(frozen=True)
+class Kill:
+    def __str__(self) -> str:
+        return "kill"
+
+
+@dataclass(frozen=True)
+class Extend:
+    hours: int
+
+    def __str__(self) -> str:
+        return f"extend {self.hours}"
+
+
+Command = Kill | Extend
+
+
+def parse_commands(data: bytes) -> list[Command]:
+    """The commands of one write, one per line; CtlSyntaxError unless every line is valid."""
+    if len(data) > MAX_WRITE:
+        raise CtlSyntaxError(f"a ctl write is at most {MAX_WRITE} bytes, got {len(data)}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CtlSyntaxError("a ctl write must be UTF-8 text") from None
+    lines = text.splitlines()
+    if not lines:
+        raise CtlSyntaxError("empty ctl write: expected `kill` or `extend HOURS`")
+    return [parse_line(line) for line in lines]
+
+
+def parse_line(line: str) -> Command:
+    words = line.split()
+    match words:
+        case ["kill"]:
+            return Kill()
+        case ["extend", hours] if HOURS.fullmatch(hours) and int(hours) >= 1:
+            return Extend(int(hours))
+        case ["extend", *_]:
+            raise CtlSyntaxError(f"{line!r}: expected `extend HOURS`, whole hours >= 1")
+    raise CtlSyntaxError(f"{line!r}: unknown command (expected `kill` or `extend HOURS`)")
+
+
+class CtlHandle(Handle):
+    """An open ctl: every write is a batch of commands sent before the write returns."""
+
+    direct_io = True  # each write must reach us whole, never through the page cache
+
+    def __init__(self, ctx: MountContext, jobname: str) -> None:
+        self.ctx = ctx
+        self.jobname = jobname
+
+    def write(self, data: bytes, offset: int) -> int:
+        commands = parse_commands(data)
+        client = self.ctx.client
+        for command in commands:
+            logger.info("%s: %s", self.jobname, command)
+            if isinstance(command, Kill):
+                client.kill_job(self.jobname)
+            else:
+                client.extend_job(self.jobname, command.hours)
+        try:
+            self.ctx.registry.refresh(self.jobname)
+        except JuliaHubError as exc:
+            # The command itself succeeded; the status catches up within its ttl.
+            logger.warning("%s: refreshing after ctl failed: %s", self.jobname, exc)
+        return len(data)
+
+
+class CtlFile(Node):
+    def __init__(self, ctx: MountContext, job: Job) -> None:
+        super().__init__(ctx)
+        self.job = job
+
+    def getattr(self) -> Attrs:
+        mtime = to_ns(self.job.submitted, self.ctx.mounted_at_ns)
+        return self._attrs(stat.S_IFREG | 0o200, 0, mtime)
+
+    def open(self, flags: int) -> Handle:
+        if flags & os.O_ACCMODE != os.O_WRONLY:
+            raise FuseOSError(errno.EACCES)  # write-only, even for root
+        return CtlHandle(self.ctx, self.job.jobname)
+
+    def truncate(self, length: int) -> None:
+        if length != 0:
+            raise CtlSyntaxError("ctl can only be truncated to 0 (the shell's `>`)")

@@ -1,0 +1,52 @@
+"""jobs/<jobname>/logs: every log message, one per line, growing while the job runs.
+
+Served with direct I/O so a read is never cut at a size the kernel saw
+earlier; st_size is what is known so far and a read past it is end-of-file at
+once. Opening loads the backlog; an open or recently read file keeps the state
+layer following a running job.
+"""
+
+from __future__ import annotations
+
+import stat
+
+from jhfs.client import Job
+from jhfs.nodes.base import Attrs, Handle, Node, require_read_only
+from jhfs.nodes.context import MountContext, to_ns
+from jhfs.state.logs import JobLog
+
+
+class LogHandle(Handle):
+    direct_io = True
+
+    def __init__(self, log: JobLog) -> None:
+        self.log = log
+
+    def read(self, size: int, offset: int) -> bytes:
+        self.log.watch()
+        return self.log.read(offset, size)
+
+    def release(self) -> None:
+        self.log.release()
+
+
+class LogsFile(Node):
+    def __init__(self, ctx: MountContext, job: Job) -> None:
+        super().__init__(ctx)
+        self.job = job
+
+    def getattr(self) -> Attrs:
+        submitted = to_ns(self.job.submitted, self.ctx.mounted_at_ns)
+        size = self.ctx.logs.log(self.job.jobname).size
+        return self._attrs(stat.S_IFREG | 0o444, size, to_ns(self.job.ended, submitted))
+
+    def open(self, flags: int) -> Handle:
+        require_read_only(flags)
+        log = self.ctx.logs.log(self.job.jobname)
+        log.open()
+        try:
+            log.load()
+        except BaseException:
+            log.release()  # the open failed: the kernel will not send a release
+            raise
+        return LogHandle(log)

@@ -1,0 +1,77 @@
+"""The small generated files of a job: status, info.json, results, hostname.
+
+Each open takes a snapshot of the text, so every read of one open file sees
+the same bytes and st_size is their length. A finished job never changes, so
+the kernel may keep its pages; a running job's are read afresh (direct I/O).
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from abc import abstractmethod
+
+from jhfs.client import Job
+from jhfs.nodes.base import Attrs, Handle, Node, require_read_only
+from jhfs.nodes.context import MountContext, to_ns
+
+
+class SnapshotHandle(Handle):
+    """An open generated file: the bytes as they were at open."""
+
+    def __init__(self, content: bytes, immutable: bool) -> None:
+        self.content = content
+        self.keep_cache = immutable
+        self.direct_io = not immutable
+
+    def read(self, size: int, offset: int) -> bytes:
+        return self.content[offset : offset + size]
+
+
+class GeneratedFile(Node):
+    """A read-only file whose bytes are rendered from the Job object."""
+
+    def __init__(self, ctx: MountContext, job: Job) -> None:
+        super().__init__(ctx)
+        self.job = job
+
+    @abstractmethod
+    def render(self) -> bytes: ...
+
+    def mtime_ns(self) -> int:
+        """Submit time, then end time once the job is done."""
+        submitted = to_ns(self.job.submitted, self.ctx.mounted_at_ns)
+        return to_ns(self.job.ended, submitted)
+
+    def getattr(self) -> Attrs:
+        return self._attrs(stat.S_IFREG | 0o444, len(self.render()), self.mtime_ns())
+
+    def open(self, flags: int) -> Handle:
+        require_read_only(flags)
+        return SnapshotHandle(self.render(), immutable=self.job.is_done)
+
+
+class StatusFile(GeneratedFile):
+    def render(self) -> bytes:
+        return f"{self.job.status}\n".encode()
+
+
+class InfoFile(GeneratedFile):
+    """The job object exactly as the server sent it, pretty-printed."""
+
+    def render(self) -> bytes:
+        return (json.dumps(self.job.raw, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+class ResultsFile(GeneratedFile):
+    """The job's RESULTS text (`outputs`), as is."""
+
+    def render(self) -> bytes:
+        return self.job.outputs.encode()
+
+
+class HostnameFile(GeneratedFile):
+    """The host of a job that exposes a port (from `proxy_link`)."""
+
+    def render(self) -> bytes:
+        return f"{self.job.hostname}\n".encode()

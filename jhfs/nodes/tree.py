@@ -1,0 +1,140 @@
+"""The directories of the tree: MOUNT/, jobs/, jobs/<jobname>/, files/, files/<type>/.
+
+Looking a path up walks it from the root one name at a time; a job is found
+through the registry once per lookup, and every node below it is built from
+that one Job object.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from fuse import FuseOSError
+
+from jhfs.client import Job
+from jhfs.nodes.base import Directory, Node
+from jhfs.nodes.context import MountContext, to_ns
+from jhfs.nodes.ctl import CtlFile
+from jhfs.nodes.jobfile import JobFileNode
+from jhfs.nodes.logs import LogsFile
+from jhfs.nodes.text import HostnameFile, InfoFile, ResultsFile, StatusFile
+
+
+def resolve(root: Node, path: str) -> Node:
+    """The node at an absolute path of the mount (ENOENT when a name does not exist)."""
+    node = root
+    for name in path.split("/"):
+        if name:
+            node = node.lookup(name)
+    return node
+
+
+def is_path_component(name: str) -> bool:
+    """Whether a server-chosen name can be one entry of a directory."""
+    return name not in ("", ".", "..") and "/" not in name and "\0" not in name
+
+
+class RootDir(Directory):
+    """MOUNT/: holds jobs/ (room for more kinds of things later)."""
+
+    def mtime_ns(self) -> int:
+        return self.ctx.mounted_at_ns
+
+    def children(self) -> list[str]:
+        return ["jobs"]
+
+    def lookup(self, name: str) -> Node:
+        if name == "jobs":
+            return JobsDir(self.ctx)
+        raise FuseOSError(errno.ENOENT)
+
+
+class JobsDir(Directory):
+    """jobs/: the latest jobs from one listing call; any other job by its name."""
+
+    def mtime_ns(self) -> int:
+        return self.ctx.mounted_at_ns
+
+    def children(self) -> list[str]:
+        return [job.jobname for job in self.ctx.registry.list_jobs()]
+
+    def lookup(self, name: str) -> Node:
+        return JobDir(self.ctx, self.ctx.registry.get(name))
+
+
+class JobDir(Directory):
+    """jobs/<jobname>/: one job; its mtime is the submit time."""
+
+    def __init__(self, ctx: MountContext, job: Job) -> None:
+        super().__init__(ctx)
+        self.job = job
+
+    def mtime_ns(self) -> int:
+        return to_ns(self.job.submitted, self.ctx.mounted_at_ns)
+
+    def children(self) -> list[str]:
+        names = ["status", "info.json", "results", "logs", "files", "ctl"]
+        if self.job.hostname:
+            names.append("hostname")
+        return names
+
+    def lookup(self, name: str) -> Node:
+        job, ctx = self.job, self.ctx
+        match name:
+            case "status":
+                return StatusFile(ctx, job)
+            case "info.json":
+                return InfoFile(ctx, job)
+            case "results":
+                return ResultsFile(ctx, job)
+            case "logs":
+                return LogsFile(ctx, job)
+            case "files":
+                return FilesDir(ctx, job)
+            case "ctl":
+                return CtlFile(ctx, job)
+            case "hostname" if job.hostname:
+                return HostnameFile(ctx, job)
+        raise FuseOSError(errno.ENOENT)
+
+
+class FilesDir(Directory):
+    """files/: one directory per file type the job has."""
+
+    def __init__(self, ctx: MountContext, job: Job) -> None:
+        super().__init__(ctx)
+        self.job = job
+
+    def mtime_ns(self) -> int:
+        return to_ns(self.job.submitted, self.ctx.mounted_at_ns)
+
+    def children(self) -> list[str]:
+        return sorted({f.type for f in self.job.files if is_path_component(f.type)})
+
+    def lookup(self, name: str) -> Node:
+        if name not in self.children():
+            raise FuseOSError(errno.ENOENT)
+        return FileTypeDir(self.ctx, self.job, name)
+
+
+class FileTypeDir(Directory):
+    """files/<type>/: the job's files of one type."""
+
+    def __init__(self, ctx: MountContext, job: Job, file_type: str) -> None:
+        super().__init__(ctx)
+        self.job = job
+        self.file_type = file_type
+
+    def mtime_ns(self) -> int:
+        return to_ns(self.job.submitted, self.ctx.mounted_at_ns)
+
+    def children(self) -> list[str]:
+        return [
+            f.name for f in self.job.files if f.type == self.file_type and is_path_component(f.name)
+        ]
+
+    def lookup(self, name: str) -> Node:
+        for file in self.job.files:
+            if file.type == self.file_type and file.name == name:
+                return JobFileNode(self.ctx, self.job, file)
+        raise FuseOSError(errno.ENOENT)
