@@ -231,10 +231,16 @@ class FileCache:
                 )
                 raise IntegrityError(f"{_describe(file)}: downloaded bytes do not match its hash")
             os.replace(tmp_path, path)
+            shared = self._flight.waiting(path.name)
         except BaseException:
             tmp_path.unlink(missing_ok=True)
             raise
         finally:
             os.close(fd)
-        logger.info("%s: downloaded and verified %d bytes", _describe(file), size)
+        logger.info(
+            "%s: downloaded and verified %d bytes (%d more readers waited for it)",
+            _describe(file),
+            size,
+            shared,
+        )
         return path

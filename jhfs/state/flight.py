@@ -16,10 +16,11 @@ V = TypeVar("V")
 
 
 class _Call(Generic[V]):
-    __slots__ = ("done", "error", "value")
+    __slots__ = ("done", "error", "value", "waiters")
 
     def __init__(self) -> None:
         self.done = threading.Event()
+        self.waiters = 0
         self.value: V | None = None
         self.error: BaseException | None = None
 
@@ -37,6 +38,8 @@ class SingleFlight(Generic[K, V]):
             leader = call is None
             if call is None:
                 call = self._calls[key] = _Call()
+            else:
+                call.waiters += 1
         if not leader:
             call.done.wait()
             if call.error is not None:
@@ -53,6 +56,8 @@ class SingleFlight(Generic[K, V]):
                 del self._calls[key]
             call.done.set()
 
-    def in_flight(self, key: K) -> bool:
+    def waiting(self, key: K) -> int:
+        """How many callers are waiting for the call in flight for `key` (0 if none)."""
         with self._lock:
-            return key in self._calls
+            call = self._calls.get(key)
+            return call.waiters if call is not None else 0
