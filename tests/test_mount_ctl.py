@@ -1,0 +1,108 @@
+"""ctl through a real mount: `echo kill > ctl`, `echo 'extend 2' > ctl`, and bad writes."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+
+import pytest
+from conftest import Emulator, wait_for
+from mounting import Mount, mount_jhfs, sh
+
+
+@pytest.fixture(scope="module")
+def mnt(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mount]:
+    with mount_jhfs(emulator, tmp_path_factory.mktemp("ctl")) as mount:
+        yield mount
+
+
+@pytest.fixture
+def running(mnt: Mount, emulator: Emulator) -> Iterator[str]:
+    jobname = emulator.submit("sleep 300", timelimit=1)
+    wait_for(lambda: (mnt.job(jobname) / "status").read_text() == "Running\n", what="Running")
+    yield jobname
+    sh(f"echo kill > {mnt.job(jobname)}/ctl")
+
+
+def control_requests(emulator: Emulator) -> tuple[int, int]:
+    requests = emulator.stats()["requests"]
+    return int(requests.get("kill_job", 0)), int(requests.get("extend_job", 0))
+
+
+def test_echo_kill_stops_the_job(mnt: Mount, emulator: Emulator, running: str) -> None:
+    result = sh(f"echo kill > {mnt.job(running)}/ctl")
+    assert result.returncode == 0, result.stderr
+    status = mnt.job(running) / "status"
+    wait_for(lambda: status.read_text() == "Stopped\n", what="Stopped")
+
+
+def test_echo_extend_adds_hours(mnt: Mount, emulator: Emulator, running: str) -> None:
+    before = emulator.admin("GET", f"jobs/{running}")["timelimit_hours"]
+    kills, extends = control_requests(emulator)
+    result = sh(f"echo 'extend 2' > {mnt.job(running)}/ctl")
+    assert result.returncode == 0, result.stderr
+    assert emulator.admin("GET", f"jobs/{running}")["timelimit_hours"] == before + 2
+    assert control_requests(emulator) == (kills, extends + 1)
+
+
+def test_several_lines_are_several_commands(mnt: Mount, emulator: Emulator, running: str) -> None:
+    before = emulator.admin("GET", f"jobs/{running}")["timelimit_hours"]
+    result = sh(f"printf 'extend 1\\nextend 3\\n' > {mnt.job(running)}/ctl")
+    assert result.returncode == 0, result.stderr
+    assert emulator.admin("GET", f"jobs/{running}")["timelimit_hours"] == before + 4
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        "echo stop",
+        "echo kill now",
+        "echo 'extend 0'",
+        "echo 'extend -1'",
+        "echo 'extend 1.5'",
+        "echo extend",
+        "echo 'extend two'",
+        "echo",  # an empty line
+        "printf '\\377\\376\\n'",  # not UTF-8
+        "head -c 2000 /dev/zero | tr '\\0' k",  # over 1 KiB
+    ],
+)
+def test_bad_writes_are_einval_and_send_nothing(
+    mnt: Mount, emulator: Emulator, running: str, write: str
+) -> None:
+    before = control_requests(emulator)
+    # bash, because dash's echo reports every failed write as "I/O error".
+    result = sh(f"{write} > {mnt.job(running)}/ctl", shell="bash")
+    assert result.returncode != 0
+    assert "Invalid argument" in result.stderr
+    assert control_requests(emulator) == before
+    assert (mnt.job(running) / "status").read_text() == "Running\n"
+
+
+def test_one_bad_line_in_a_write_sends_nothing(
+    mnt: Mount, emulator: Emulator, running: str
+) -> None:
+    before = control_requests(emulator)
+    fd = os.open(mnt.job(running) / "ctl", os.O_WRONLY | os.O_TRUNC)
+    try:
+        with pytest.raises(OSError) as raised:
+            os.write(fd, b"kill\nbogus\n")  # one write, as dash's printf makes it
+    finally:
+        os.close(fd)
+    assert raised.value.errno == errno.EINVAL
+    assert control_requests(emulator) == before
+
+
+def test_ctl_cannot_be_read(mnt: Mount, running: str) -> None:
+    result = sh(f"cat {mnt.job(running)}/ctl")
+    assert result.returncode != 0
+    assert "Permission denied" in result.stderr
+
+
+def test_ctl_of_an_unknown_job_is_enoent(mnt: Mount, emulator: Emulator) -> None:
+    before = control_requests(emulator)
+    result = sh(f"echo kill > {mnt.jobs}/jr-doesnotexist/ctl", shell="bash")
+    assert result.returncode != 0
+    assert "No such file or directory" in result.stderr
+    assert control_requests(emulator) == before
