@@ -73,7 +73,7 @@ async def inject_faults(request: web.Request, handler: Handler) -> web.StreamRes
 
 async def _count_bytes(request: web.Request, response: web.StreamResponse) -> None:
     length = response.content_length
-    if length is not None:
+    if length is not None and _endpoint(request) is not None:
         request.app[CONTEXT].stats.bytes_sent += length
 
 

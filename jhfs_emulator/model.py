@@ -71,6 +71,7 @@ class Job:
     deadline_ms: int | None = None
     deadline_moved: asyncio.Event = field(default_factory=asyncio.Event)
     stop_reason: str | None = None
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     process_id: int | None = None
     work_dir: Path | None = None
 

@@ -55,6 +55,7 @@ class JobRunner:
         if job.done or job.stop_reason is not None:
             return
         job.stop_reason = reason
+        job.stop_requested.set()
         process = self._processes.get(job.jobname)
         if process is None:
             return  # not started yet: _run sees stop_reason and never starts it
@@ -85,7 +86,8 @@ class JobRunner:
     async def _run(self, job: Job, command: str, start_delay: float) -> None:
         assert isinstance(job.log, LiveLog)
         if start_delay > 0:
-            await asyncio.sleep(start_delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(job.stop_requested.wait(), start_delay)
         if job.stop_reason is not None:
             self._finish(job, "Stopped")
             return
@@ -119,7 +121,8 @@ class JobRunner:
         ]
         watchdog = asyncio.create_task(self._watch_deadline(job))
         returncode = await process.wait()
-        # A background child may hold the pipes open after the shell exits.
+        # Like the job's container going away: nothing it started outlives it.
+        self._signal(process, signal.SIGKILL)
         _, pending = await asyncio.wait(readers, timeout=2)
         for reader in pending:
             reader.cancel()
