@@ -56,7 +56,7 @@ def stop_emulator(process: subprocess.Popen[str]) -> None:
         process.wait()
 
 
-def what_to_try(mountpoint: Path, jobs: list[Job]) -> str:
+def what_to_try(mountpoint: Path, url: str, jobs: list[Job]) -> str:
     """The commands from the top of DEVELOPERS.md, with this demo's job names."""
     running = next((j.jobname for j in jobs if not j.is_done), "JOBNAME")
     finished, result = next(
@@ -64,20 +64,25 @@ def what_to_try(mountpoint: Path, jobs: list[Job]) -> str:
         ("JOBNAME", "FILE"),
     )
     jobs_dir = mountpoint / "jobs"
+    result_file = f"{jobs_dir}/{finished}/files/result/{result}"
+    commands = [
+        (f"ls -lt {jobs_dir}/", "newest jobs first"),
+        (f"cat {jobs_dir}/{running}/status", "Running"),
+        (f"tail -f {jobs_dir}/{running}/logs", "follows the live log"),
+        (f"cp {result_file} .", "downloaded once, hash-checked"),
+        (f"getfattr -d {result_file}", "its hash, type and upload time"),
+        (f"echo 'extend 2' > {jobs_dir}/{running}/ctl", "two more hours"),
+        (f"echo kill > {jobs_dir}/{running}/ctl", "stops the job"),
+    ]
+    width = max(len(command) for command, _ in commands)
     return "\n".join(
         [
-            f"jhfs demo: the emulator's sample jobs are mounted at {mountpoint}.",
+            f"jhfs demo: the sample jobs of the emulator at {url} are mounted at {mountpoint}.",
             "Try, in another shell:",
             "",
-            f"  ls -lt {jobs_dir}/                  # newest jobs first",
-            f"  cat {jobs_dir}/{running}/status      # Running",
-            f"  tail -f {jobs_dir}/{running}/logs    # follows the live log",
-            f"  cp {jobs_dir}/{finished}/files/result/{result} .   # downloaded once, hash-checked",
-            f"  getfattr -d {jobs_dir}/{finished}/files/result/{result}",
-            f"  echo 'extend 2' > {jobs_dir}/{running}/ctl   # two more hours",
-            f"  echo kill > {jobs_dir}/{running}/ctl         # stops the job",
+            *(f"  {command:<{width}}   # {comment}" for command, comment in commands),
             "",
-            "Press Ctrl-C here to unmount and stop the emulator.",
+            f"Press Ctrl-C here to unmount and stop the emulator (or `jhfs umount {mountpoint}`).",
         ]
     )
 
@@ -95,7 +100,7 @@ def run_demo(mountpoint: Path, jobs_limit: int) -> int:
             cache_dir = workdir / "cache"
             cache_dir.mkdir(mode=0o700)
             settings = MountSettings(mountpoint, cache_dir, jobs_limit)
-            serve(client, settings, lambda: print(what_to_try(mountpoint, jobs), flush=True))
+            serve(client, settings, lambda: print(what_to_try(mountpoint, url, jobs), flush=True))
         finally:
             stop_emulator(emulator)
     print("jhfs demo: unmounted, emulator stopped.")
