@@ -198,9 +198,15 @@ class JobLog:
                         self._follower = None
                         return
                 try:
-                    if self._flight.do(_SYNC, self._sync) == 0 and self._job_done():
-                        # Done without a bottom marker reaching us: nothing more
-                        # will come, so stop asking (load() still catches up).
+                    if (
+                        self._flight.do(_SYNC, self._sync) == 0
+                        and self._job_done()
+                        # Asked after the job was seen done: this has its last lines.
+                        and self._flight.do(_SYNC, self._sync) == 0
+                        and not self._complete
+                    ):
+                        # Done, yet no bottom marker reached us: nothing more will
+                        # come, so stop asking (load() still catches up).
                         logger.info("%s finished; stopped following its log", self.jobname)
                         with self._lock:
                             self._ended = True

@@ -1,0 +1,180 @@
+"""Job logs against the emulator: complete finished logs on disk, following running jobs."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Emulator, wait_for
+
+from jhfs.client import JuliaHubClient, TokenSource
+from jhfs.state.logs import JobLog, LogStore
+from jhfs.state.registry import JobRegistry
+
+
+@pytest.fixture
+def client(emulator: Emulator) -> Iterator[JuliaHubClient]:
+    c = JuliaHubClient(emulator.url, TokenSource(token=emulator.token))
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def store(client: JuliaHubClient, tmp_path: Path) -> Iterator[LogStore]:
+    s = LogStore(client, JobRegistry(client), tmp_path, watch_window=1.0)
+    yield s
+    s.close()
+
+
+def log_requests(emulator: Emulator) -> int:
+    return int(emulator.stats()["requests"].get("get_logs", 0))
+
+
+def read_all(log: JobLog) -> bytes:
+    parts = []
+    offset = 0
+    while chunk := log.read(offset, 64 * 1024):
+        parts.append(chunk)
+        offset += len(chunk)
+    return b"".join(parts)
+
+
+def expect_no_change(probe: object, what: str, window: float = 1.5) -> None:
+    """Poll for `window` seconds and fail as soon as `probe()` differs from its first value."""
+    assert callable(probe)
+    first = probe()
+    deadline = time.monotonic() + window
+    while time.monotonic() < deadline:
+        now = probe()
+        assert now == first, f"{what} changed from {first} to {now}"
+        time.sleep(0.1)
+
+
+def synthetic_line(jobname: str, number: int) -> str:
+    # The emulator's synthetic log line (jhfs_emulator.logs.SyntheticLog).
+    return f"line {number:07d} of {jobname}: step {number} loss={1.0 / number:.6f}"
+
+
+def test_finished_log_is_fetched_once_in_order_and_kept_on_disk(
+    emulator: Emulator, client: JuliaHubClient, store: LogStore, tmp_path: Path
+) -> None:
+    jobname = emulator.create_finished(status="Completed", log_lines=25_000)
+    log = store.log(jobname)
+    assert log.size == 0 and not log.complete
+    before = log_requests(emulator)
+
+    log.load()
+    # The newest page (9,999 lines + bottom marker), a full page, the rest + top marker.
+    assert log_requests(emulator) == before + 3
+    assert log.complete
+    lines = read_all(log).decode().splitlines()
+    assert lines == [synthetic_line(jobname, n) for n in range(1, 25_001)]
+    assert log.size == sum(len(line) + 1 for line in lines)
+    assert log.read(log.size, 100) == b""
+    assert log.read(5, 10) == lines[0].encode()[5:15]
+
+    cached = tmp_path / "logs" / f"{jobname}.log"
+    assert cached.stat().st_size == log.size
+    assert stat.S_IMODE(cached.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "logs").stat().st_mode) == 0o700
+    assert os.listdir(tmp_path / "tmp") == []  # page chunks are gone
+
+    log.load()
+    log.open()
+    log.release()
+    # A later mount serves it from disk without asking.
+    later = LogStore(client, JobRegistry(client), tmp_path)
+    again = later.log(jobname)
+    assert again.complete and again.size == log.size
+    again.load()
+    assert read_all(again) == read_all(log)
+    later.close()
+    assert log_requests(emulator) == before + 3
+    assert not log.following
+
+
+def test_empty_finished_log(emulator: Emulator, store: LogStore) -> None:
+    log = store.log(emulator.create_finished(status="Failed", log_lines=0))
+    log.load()
+    assert log.complete and log.size == 0 and log.read(0, 10) == b""
+
+
+def test_running_log_grows_while_watched_and_stops_when_done(
+    emulator: Emulator, store: LogStore, tmp_path: Path
+) -> None:
+    jobname = emulator.submit(
+        "i=0; while [ $i -lt 30 ]; do i=$((i+1)); echo tick $i; sleep 0.1; done"
+    )
+    log = store.log(jobname)
+    log.load()
+    log.open()
+    wait_for(lambda: b"tick 5\n" in read_all(log), timeout=20, what="tick 5 in the log")
+    assert not log.complete
+    wait_for(lambda: log.complete, timeout=30, what="the log to be complete")
+    assert read_all(log).decode().splitlines() == [f"tick {i}" for i in range(1, 31)]
+    assert (tmp_path / "logs" / f"{jobname}.log").stat().st_size == log.size
+    wait_for(lambda: not log.following, timeout=10, what="the follower to stop")
+    log.release()
+    before = log_requests(emulator)
+    expect_no_change(lambda: log_requests(emulator), "get_logs requests", window=1.0)
+    assert log_requests(emulator) == before
+
+
+def test_no_background_requests_once_nobody_watches(
+    emulator: Emulator, client: JuliaHubClient, store: LogStore
+) -> None:
+    jobname = emulator.submit("while true; do echo tick; sleep 0.2; done")
+    try:
+        log = store.log(jobname)
+        log.load()
+        log.open()
+        grown = log.size
+        wait_for(lambda: log.size > grown + 10, timeout=20, what="the log to grow")
+        log.release()  # watch_window is 1 s in this fixture
+        wait_for(lambda: not log.following, timeout=10, what="the follower to stop")
+        size = log.size
+        expect_no_change(lambda: (log_requests(emulator), log.size), "requests and size")
+        assert log.size == size
+
+        # Reading again (an open or a read) brings it up to date and follows again.
+        log.load()
+        assert log.size > size
+        log.watch()
+        assert log.following
+    finally:
+        client.kill_job(jobname)
+
+
+def test_read_past_the_end_returns_at_once(emulator: Emulator, store: LogStore) -> None:
+    jobname = emulator.create_finished(status="Running", log_lines=10)
+    log = store.log(jobname)
+    log.load()
+    assert not log.complete
+    started = time.monotonic()
+    assert log.read(log.size, 4096) == b""
+    assert log.read(log.size + 10_000, 4096) == b""
+    assert time.monotonic() - started < 0.5
+    assert read_all(log).count(b"\n") == 10
+
+
+def test_close_stops_followers(emulator: Emulator, client: JuliaHubClient, tmp_path: Path) -> None:
+    jobname = emulator.submit("while true; do echo tick; sleep 0.2; done")
+    store = LogStore(client, JobRegistry(client), tmp_path)
+    try:
+        log = store.log(jobname)
+        log.load()
+        log.open()
+        assert log.following
+        store.close()
+        assert not log.following
+        log.watch()  # a closed store starts no new follower
+        assert not log.following
+        before = log_requests(emulator)
+        expect_no_change(lambda: log_requests(emulator), "get_logs requests", window=1.0)
+        assert log_requests(emulator) == before
+    finally:
+        client.kill_job(jobname)
