@@ -1,0 +1,76 @@
+"""The one exception -> errno mapping, tested directly."""
+
+from __future__ import annotations
+
+import errno
+import logging
+
+import pytest
+import requests
+from fuse import FuseOSError
+
+from jhfs.client import (
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServerError,
+    ServerUnreachableError,
+)
+from jhfs.errno_map import errno_for, fuse_error
+from jhfs.nodes.ctl import CtlSyntaxError
+from jhfs.state.errors import FileNotReadyError, IntegrityError
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (NotFoundError("no such job"), errno.ENOENT),
+        (PermissionDeniedError("403"), errno.EACCES),
+        (AuthenticationError("401"), errno.EACCES),
+        (ServerUnreachableError("timeout"), errno.EIO),
+        (ServerError("500"), errno.EIO),
+        (FileNotReadyError("uploading"), errno.EAGAIN),
+        (IntegrityError("hash mismatch"), errno.EIO),
+        (CtlSyntaxError("bad"), errno.EINVAL),
+        (ValueError("bad"), errno.EINVAL),
+        (FuseOSError(errno.EROFS), errno.EROFS),
+        # requests exceptions are OSErrors without an errno: never passed through.
+        (requests.ConnectionError("reset"), errno.EIO),
+        (FileNotFoundError(errno.ENOENT, "blob vanished"), errno.EIO),
+        (RuntimeError("bug"), errno.EIO),
+        (KeyError("bug"), errno.EIO),
+    ],
+)
+def test_errno_for(exc: Exception, code: int) -> None:
+    assert errno_for(exc) == code
+    error = fuse_error(exc, "read", "/jobs/x/status")
+    assert isinstance(error, FuseOSError)
+    assert error.errno == code
+
+
+def test_unknown_exceptions_log_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    try:
+        raise RuntimeError("something broke")
+    except RuntimeError as exc:
+        with caplog.at_level(logging.ERROR, logger="jhfs.errno_map"):
+            fuse_error(exc, "getattr", "/jobs")
+    [record] = caplog.records
+    assert record.exc_info is not None
+    assert "getattr /jobs" in record.getMessage()
+
+
+def test_authentication_failure_says_to_refresh_the_token(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="jhfs.errno_map"):
+        fuse_error(AuthenticationError("401 from the server"), "write", "/jobs/j/ctl")
+    assert "refresh" in caplog.text
+    assert "token" in caplog.text
+
+
+def test_bad_input_is_one_log_line_without_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="jhfs.errno_map"):
+        fuse_error(CtlSyntaxError("'stop': unknown command"), "write", "/jobs/j/ctl")
+    [record] = caplog.records
+    assert record.exc_info is None
+    assert "unknown command" in record.getMessage()

@@ -1,0 +1,251 @@
+"""The nodes, directly: what each path holds, its attributes, what it refuses.
+
+The state layer is replaced by small stand-ins holding parsed Job objects, so
+these tests need no server; the real layers are exercised through mounts in
+test_mount_*.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fuse import FuseOSError
+
+from jhfs.client import Job, NotFoundError
+from jhfs.client.models import parse_job
+from jhfs.nodes import MountContext, RootDir, resolve
+from jhfs.nodes.ctl import CtlSyntaxError
+from jhfs.state.errors import FileNotReadyError
+
+HASH_HEX = "ab" * 32
+RUNNING: dict[str, Any] = {
+    "jobname": "jr-running",
+    "status": "Running",
+    "outputs": "",
+    "submittimestamp": "2024-05-01T10:00:00.000+00:00",
+    "starttimestamp": "2024-05-01T10:00:05.000+00:00",
+    "endtimestamp": None,
+    "proxy_link": "https://jr-running.example.com/",
+    "files": [
+        {"type": "input", "name": "code.jl", "size": 12,
+         "hash": {"algorithm": "sha2_256", "value": HASH_HEX},
+         "upload_timestamp": "2024-05-01T09:59:59.000+00:00"},
+        {"type": "result", "name": "late.bin", "size": None,
+         "hash": {"algorithm": None, "value": None},
+         "upload_timestamp": "2024-05-01T10:01:00.000+00:00"},
+        {"type": "odd", "name": "../escape", "size": 1,
+         "hash": {"algorithm": "sha2_256", "value": HASH_HEX},
+         "upload_timestamp": "2024-05-01T10:01:00.000+00:00"},
+    ],
+}  # fmt: skip
+DONE: dict[str, Any] = {
+    "jobname": "jr-done",
+    "status": "Completed",
+    "outputs": '{"answer": 42}',
+    "submittimestamp": "2024-04-01T08:00:00.000+00:00",
+    "starttimestamp": "2024-04-01T08:00:01.000+00:00",
+    "endtimestamp": "2024-04-01T09:00:00.000+00:00",
+    "files": [],
+}
+
+
+class Registry:
+    """Stands in for JobRegistry: jobs by name."""
+
+    def __init__(self, *jobs: Job) -> None:
+        self.jobs = {job.jobname: job for job in jobs}
+        self.refreshed: list[str] = []
+
+    def list_jobs(self) -> list[Job]:
+        return list(self.jobs.values())
+
+    def get(self, jobname: str) -> Job:
+        if jobname not in self.jobs:
+            raise NotFoundError(f"no job {jobname}")
+        return self.jobs[jobname]
+
+    def refresh(self, jobname: str) -> Job:
+        self.refreshed.append(jobname)
+        return self.get(jobname)
+
+
+class Client:
+    """Stands in for JuliaHubClient's control calls: records what would be sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, ...]] = []
+
+    def kill_job(self, jobname: str) -> None:
+        self.sent.append(("kill", jobname))
+
+    def extend_job(self, jobname: str, hours: int) -> None:
+        self.sent.append(("extend", jobname, str(hours)))
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> MountContext:
+    return MountContext(
+        client=Client(),  # type: ignore[arg-type]
+        registry=Registry(parse_job(RUNNING), parse_job(DONE)),  # type: ignore[arg-type]
+        logs=None,  # type: ignore[arg-type]
+        files=None,  # type: ignore[arg-type]
+        cache_dir=tmp_path,
+        uid=1234,
+        gid=5678,
+        mounted_at_ns=1_700_000_000 * 10**9,
+    )
+
+
+def node(ctx: MountContext, path: str) -> Any:
+    return resolve(RootDir(ctx), path)
+
+
+def ns(iso: str) -> int:
+    return int(dt.datetime.fromisoformat(iso).timestamp()) * 10**9
+
+
+def read_all(ctx: MountContext, path: str) -> bytes:
+    return bytes(node(ctx, path).open(os.O_RDONLY).read(1 << 20, 0))
+
+
+def test_root_and_jobs(ctx: MountContext) -> None:
+    assert node(ctx, "/").readdir() == ["jobs"]
+    assert sorted(node(ctx, "/jobs").readdir()) == ["jr-done", "jr-running"]
+    attrs = node(ctx, "/jobs").getattr()
+    assert stat.S_ISDIR(attrs["st_mode"])
+    assert (attrs["st_uid"], attrs["st_gid"]) == (1234, 5678)
+
+
+def test_job_directory_entries(ctx: MountContext) -> None:
+    running = node(ctx, "/jobs/jr-running").readdir()
+    assert sorted(running) == sorted(
+        ["status", "info.json", "results", "logs", "files", "ctl", "hostname"]
+    )
+    assert "hostname" not in node(ctx, "/jobs/jr-done").readdir()
+    with pytest.raises(FuseOSError) as raised:
+        node(ctx, "/jobs/jr-done/hostname")
+    assert raised.value.errno == errno.ENOENT
+
+
+def test_unknown_job_is_the_registry_not_found(ctx: MountContext) -> None:
+    with pytest.raises(NotFoundError):
+        node(ctx, "/jobs/jr-nope/status")
+
+
+def test_generated_files_sizes_match_their_content(ctx: MountContext) -> None:
+    expected = {
+        "/jobs/jr-done/status": b"Completed\n",
+        "/jobs/jr-done/results": b'{"answer": 42}',
+        "/jobs/jr-running/status": b"Running\n",
+        "/jobs/jr-running/hostname": b"jr-running.example.com\n",
+    }
+    for path, content in expected.items():
+        assert read_all(ctx, path) == content
+        assert node(ctx, path).getattr()["st_size"] == len(content)
+    info = read_all(ctx, "/jobs/jr-done/info.json")
+    assert info.endswith(b"\n")
+    assert json.loads(info) == DONE
+    assert node(ctx, "/jobs/jr-done/info.json").getattr()["st_size"] == len(info)
+
+
+def test_times(ctx: MountContext) -> None:
+    assert node(ctx, "/jobs/jr-done").getattr()["st_mtime"] == ns(DONE["submittimestamp"])
+    assert node(ctx, "/jobs/jr-done/status").getattr()["st_mtime"] == ns(DONE["endtimestamp"])
+    running_status = node(ctx, "/jobs/jr-running/status").getattr()["st_mtime"]
+    assert running_status == ns(RUNNING["submittimestamp"])
+    code = node(ctx, "/jobs/jr-running/files/input/code.jl").getattr()
+    assert code["st_mtime"] == ns(RUNNING["files"][0]["upload_timestamp"])
+    assert code["st_size"] == 12
+
+
+def test_page_caching_follows_whether_the_job_can_change(ctx: MountContext) -> None:
+    done = node(ctx, "/jobs/jr-done/status").open(os.O_RDONLY)
+    assert (done.keep_cache, done.direct_io) == (True, False)
+    running = node(ctx, "/jobs/jr-running/status").open(os.O_RDONLY)
+    assert (running.keep_cache, running.direct_io) == (False, True)
+
+
+def test_files_directories_skip_names_that_cannot_be_paths(ctx: MountContext) -> None:
+    assert node(ctx, "/jobs/jr-running/files").readdir() == ["input", "odd", "result"]
+    assert node(ctx, "/jobs/jr-running/files/odd").readdir() == []
+    assert node(ctx, "/jobs/jr-running/files/result").readdir() == ["late.bin"]
+
+
+def test_unfinished_upload_is_eagain_at_open(ctx: MountContext) -> None:
+    late = node(ctx, "/jobs/jr-running/files/result/late.bin")
+    assert late.getattr()["st_size"] == 0
+    with pytest.raises(FileNotReadyError):
+        late.open(os.O_RDONLY)
+    assert "user.jhfs.hash" not in late.listxattr()
+
+
+def test_xattrs(ctx: MountContext) -> None:
+    code = node(ctx, "/jobs/jr-running/files/input/code.jl")
+    assert sorted(code.listxattr()) == [
+        "user.jhfs.hash", "user.jhfs.type", "user.jhfs.upload_timestamp",
+    ]  # fmt: skip
+    assert code.getxattr("user.jhfs.hash") == f"sha2_256:{HASH_HEX}".encode()
+    assert code.getxattr("user.jhfs.type") == b"input"
+    uploaded = code.getxattr("user.jhfs.upload_timestamp").decode()
+    assert dt.datetime.fromisoformat(uploaded) == dt.datetime.fromisoformat(
+        RUNNING["files"][0]["upload_timestamp"]
+    )
+    for path, name in [(code, "user.other"), (node(ctx, "/jobs/jr-done/status"), "user.jhfs.hash")]:
+        with pytest.raises(FuseOSError) as raised:
+            path.getxattr(name)
+        assert raised.value.errno == errno.ENODATA
+
+
+@pytest.mark.parametrize("path", ["/jobs/jr-done/status", "/jobs/jr-running/files/input/code.jl"])
+@pytest.mark.parametrize("flags", [os.O_WRONLY, os.O_RDWR])
+def test_read_only_files_refuse_writing_opens(ctx: MountContext, path: str, flags: int) -> None:
+    with pytest.raises(FuseOSError) as raised:
+        node(ctx, path).open(flags)
+    assert raised.value.errno == errno.EROFS
+    with pytest.raises(FuseOSError) as raised:
+        node(ctx, path).truncate(0)
+    assert raised.value.errno == errno.EROFS
+
+
+def test_ctl_is_write_only(ctx: MountContext) -> None:
+    ctl = node(ctx, "/jobs/jr-running/ctl")
+    assert ctl.getattr()["st_mode"] == stat.S_IFREG | 0o200
+    for flags in (os.O_RDONLY, os.O_RDWR):
+        with pytest.raises(FuseOSError) as raised:
+            ctl.open(flags)
+        assert raised.value.errno == errno.EACCES
+    ctl.truncate(0)  # the shell's O_TRUNC: accepted, nothing happens
+    with pytest.raises(CtlSyntaxError):
+        ctl.truncate(5)
+
+
+def test_ctl_write_sends_each_command_then_refreshes(ctx: MountContext) -> None:
+    handle = node(ctx, "/jobs/jr-running/ctl").open(os.O_WRONLY | os.O_TRUNC)
+    assert handle.direct_io
+    assert handle.write(b"extend 2\nkill\n", 0) == len(b"extend 2\nkill\n")
+    assert ctx.client.sent == [("extend", "jr-running", "2"), ("kill", "jr-running")]  # type: ignore[attr-defined]
+    assert ctx.registry.refreshed == ["jr-running"]  # type: ignore[attr-defined]
+
+
+def test_bad_ctl_write_sends_nothing(ctx: MountContext) -> None:
+    handle = node(ctx, "/jobs/jr-running/ctl").open(os.O_WRONLY)
+    with pytest.raises(CtlSyntaxError):
+        handle.write(b"kill\nextend 0\n", 0)
+    assert ctx.client.sent == []  # type: ignore[attr-defined]
+    assert ctx.registry.refreshed == []  # type: ignore[attr-defined]
+
+
+def test_directories_are_not_files_and_files_not_directories(ctx: MountContext) -> None:
+    with pytest.raises(FuseOSError) as raised:
+        node(ctx, "/jobs/jr-done").open(os.O_RDONLY)
+    assert raised.value.errno == errno.EISDIR
+    with pytest.raises(FuseOSError) as raised:
+        node(ctx, "/jobs/jr-done/status/x")
+    assert raised.value.errno == errno.ENOTDIR
