@@ -153,27 +153,25 @@ def parse_timestamp(value: Any, what: str = "timestamp") -> dt.datetime | None:
 
     Returns an aware datetime in UTC.
     """
+    if isinstance(value, str):  # the common case first: a log has a million of these
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise ServerError(
+                f"malformed answer from the server: {what} {value!r} is not an ISO 8601 time"
+            ) from None
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=dt.UTC)
+        return parsed if parsed.tzinfo is dt.UTC else parsed.astimezone(dt.UTC)
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise ServerError(f"malformed answer from the server: {what} is a boolean")
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         try:
             return _EPOCH + dt.timedelta(milliseconds=value)
         except OverflowError:
             raise ServerError(
                 f"malformed answer from the server: {what} {value} is out of range"
             ) from None
-    if isinstance(value, str):
-        try:
-            parsed = dt.datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise ServerError(
-                f"malformed answer from the server: {what} {value!r} is not an ISO 8601 time"
-            ) from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=dt.UTC)
-        return parsed.astimezone(dt.UTC)
     raise ServerError(f"malformed answer from the server: {what} is {_describe(value)}, not a time")
 
 
@@ -426,7 +424,7 @@ def parse_log_message(obj: Any) -> LogMessage:
 
 
 def _meta_end(obj: dict[str, Any]) -> str | None:
-    """ "top"/"bottom" for a marker, None for an ordinary message; malformed markers raise."""
+    """The end a `_meta` marker names, None for an ordinary message; bad markers raise."""
     if "_meta" not in obj:
         return None
     if obj["_meta"] is not True:

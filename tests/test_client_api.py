@@ -1,0 +1,642 @@
+"""The HTTP client against the emulator: calls, error mapping, retries, downloads, the token."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.server
+import io
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from conftest import Emulator, wait_for
+
+from jhfs.client import (
+    AuthenticationError,
+    JobFile,
+    JuliaHubClient,
+    JuliaHubError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServerError,
+    ServerUnreachableError,
+    TokenSource,
+)
+from jhfs.client.models import FileHash
+
+UNKNOWN_JOB = "jr-zzzzzzzzzz"
+
+
+def make_client(em: Emulator, **kwargs: Any) -> JuliaHubClient:
+    return JuliaHubClient(em.url, TokenSource(token=em.token), **kwargs)
+
+
+@pytest.fixture
+def client(emulator: Emulator) -> Iterator[JuliaHubClient]:
+    c = make_client(emulator)
+    yield c
+    c.close()
+
+
+def requests_to(em: Emulator, endpoint: str) -> int:
+    return int(em.stats()["requests"].get(endpoint, 0))
+
+
+def job_file_content(em: Emulator, content: bytes, name: str = "data.bin") -> tuple[str, JobFile]:
+    jobname = em.create_finished(
+        status="Completed",
+        files=[{"type": "result", "name": name, "content": base64.b64encode(content).decode()}],
+    )
+    job = make_client(em).job(jobname)
+    assert job is not None
+    return jobname, job.files[0]
+
+
+# --- the calls ----------------------------------------------------------------------------
+
+
+def test_whoami(client: JuliaHubClient) -> None:
+    answer = client.whoami()
+    assert answer["username"] == "emulator-user"
+    assert "api_version" in answer
+
+
+def test_jobs_newest_first_with_limit(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    names = [em.create_finished(status=s) for s in ("Completed", "Failed", "Stopped")]
+    client = make_client(em)
+    assert [j.jobname for j in client.jobs()] == names[::-1]
+    assert [j.jobname for j in client.jobs(limit=2)] == names[::-1][:2]
+    assert [j.status for j in client.jobs()] == ["Stopped", "Failed", "Completed"]
+
+
+def test_jobs_default_limit_is_the_servers(fresh_emulator: Emulator) -> None:
+    fresh_emulator.admin("POST", "jobs", {"finished": {"status": "Completed"}, "count": 25})
+    assert len(make_client(fresh_emulator).jobs()) == 20
+    assert len(make_client(fresh_emulator).jobs(limit=25)) == 25
+
+
+@pytest.mark.parametrize("limit", [0, -3, 2.5, True])
+def test_bad_limit_sends_nothing(fresh_emulator: Emulator, limit: Any) -> None:
+    with pytest.raises(ValueError):
+        make_client(fresh_emulator).jobs(limit=limit)
+    assert requests_to(fresh_emulator, "get_jobs") == 0
+
+
+def test_job_and_hasura_headers(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    jobname = em.create_finished(
+        status="Completed",
+        outputs='{"loss": 0.1}',
+        alias="nightly",
+        env={"A": "1", "QUOTE": 'say "hi"'},
+        escape_inputs=True,
+        proxy_link="https://jr-proxy.example.com/",
+        files=[
+            {"type": "input", "name": "code.jl", "content": base64.b64encode(b"1+1").decode()},
+            {"type": "source", "name": "code.jl", "content": base64.b64encode(b"1+1").decode()},
+            {"type": "result", "name": "pending.tar.gz", "uploading": True},
+        ],
+    )
+    job = make_client(em).job(jobname)
+    assert job is not None
+    assert (job.jobname, job.status, job.alias, job.outputs) == (
+        jobname,
+        "Completed",
+        "nightly",
+        '{"loss": 0.1}',
+    )
+    assert job.inputs == {"A": "1", "QUOTE": 'say "hi"'}  # escaped on the wire
+    assert job.hostname == "jr-proxy.example.com"
+    assert job.raw["inputs"].startswith('{\\"')  # raw keeps the escaped text as sent
+    assert [(f.type, f.name, f.is_uploaded) for f in job.files] == [
+        ("input", "code.jl", True),
+        ("source", "code.jl", True),
+        ("result", "pending.tar.gz", False),
+    ]
+    assert job.files[0].hash == FileHash("sha2_256", hashlib.sha256(b"1+1").digest())
+    assert job.files[2].size == 0
+    assert job.submitted is not None and job.ended is not None and job.submitted < job.ended
+    stats = em.stats()
+    assert stats["requests"]["job"] == 1
+    assert stats["missing_hasura_headers"] == 0
+
+
+def test_unknown_job_is_none(client: JuliaHubClient) -> None:
+    assert client.job(UNKNOWN_JOB) is None
+
+
+def test_odd_jobname_is_escaped_in_the_path(client: JuliaHubClient) -> None:
+    assert client.job("jr-../../api/v1") is None
+
+
+def test_miscased_status_from_the_server_is_a_server_error(emulator: Emulator) -> None:
+    jobname = emulator.create_finished(status="completed")
+    with pytest.raises(ServerError, match="'completed'"):
+        make_client(emulator).job(jobname)
+
+
+def test_unknown_status_passes_through(emulator: Emulator) -> None:
+    jobname = emulator.create_finished(status="Paused")
+    job = make_client(emulator).job(jobname)
+    assert job is not None and job.status == "Paused" and not job.is_done
+
+
+def test_kill_unknown_job_is_permission_denied(client: JuliaHubClient) -> None:
+    with pytest.raises(PermissionDeniedError, match="403"):
+        client.kill_job(UNKNOWN_JOB)
+
+
+def test_extend_then_kill_a_running_job(emulator: Emulator, client: JuliaHubClient) -> None:
+    jobname = emulator.submit("echo started; sleep 600", timelimit=1)
+    wait_for(lambda: (j := client.job(jobname)) and j.status == "Running", what="Running")
+    client.extend_job(jobname, 2)
+    assert emulator.admin("GET", f"jobs/{jobname}")["timelimit_hours"] == 3
+    client.kill_job(jobname)
+    job = wait_for(lambda: (j := client.job(jobname)) and j.is_done and j, what="done")
+    assert job.status == "Stopped"
+
+
+def test_extend_unknown_jobs(client: JuliaHubClient) -> None:
+    with pytest.raises(PermissionDeniedError):
+        client.extend_job(UNKNOWN_JOB, 1)  # a well-formed unknown name: 403
+    with pytest.raises(NotFoundError, match="Invalid jobname"):
+        client.extend_job("not-a-job", 1)  # 200 with success false
+
+
+@pytest.mark.parametrize("hours", [0, -1, 1.5, 2.0, True, "2", None])
+def test_extend_validation_sends_nothing(fresh_emulator: Emulator, hours: Any) -> None:
+    jobname = fresh_emulator.create_finished(status="Running")
+    with pytest.raises(ValueError):
+        make_client(fresh_emulator).extend_job(jobname, hours)
+    assert requests_to(fresh_emulator, "extend_job") == 0
+
+
+def test_extend_of_a_finished_job_is_a_server_error(emulator: Emulator) -> None:
+    jobname = emulator.create_finished(status="Completed")
+    with pytest.raises(ServerError, match="not running"):
+        make_client(emulator).extend_job(jobname, 1)
+
+
+def test_server_url_rules(emulator: Emulator) -> None:
+    assert make_client(emulator).server == emulator.url
+    slashed = JuliaHubClient(emulator.url + "//", TokenSource(token=emulator.token))
+    assert slashed.server == emulator.url
+    assert slashed.whoami()["username"] == "emulator-user"
+    for bad in ("http://juliahub.com", "ftp://127.0.0.1", "http://192.168.1.1:80"):
+        with pytest.raises(ValueError):
+            JuliaHubClient(bad, TokenSource(token="t"))
+
+
+def test_a_path_prefix_is_kept(emulator: Emulator) -> None:
+    # The emulator serves no prefix, so every call under one is a 404: proof it was used.
+    prefixed = JuliaHubClient(emulator.url + "/prefix/", TokenSource(token=emulator.token))
+    assert prefixed.server == emulator.url + "/prefix"
+    with pytest.raises(NotFoundError):
+        prefixed.whoami()
+
+
+# --- authentication ---------------------------------------------------------------------
+
+
+def test_wrong_token_is_an_authentication_error(fresh_emulator: Emulator) -> None:
+    client = JuliaHubClient(fresh_emulator.url, TokenSource(token="wrong-token-123"))
+    with pytest.raises(AuthenticationError, match="401"):
+        client.whoami()
+    with pytest.raises(AuthenticationError):
+        client.jobs()
+    assert requests_to(fresh_emulator, "api_v1") == 1  # a fixed token is not retried
+
+
+def write_auth_toml(path: Path, token: str) -> None:
+    path.write_text(f'id_token = "{token}"\nexpires_at = 4102444800\n')
+
+
+def test_401_rereads_auth_toml_once_and_retries(fresh_emulator: Emulator, tmp_path: Path) -> None:
+    em = fresh_emulator
+    path = tmp_path / "auth.toml"
+    write_auth_toml(path, "x" * len(em.token))
+    tokens = TokenSource(auth_toml=path)
+    client = JuliaHubClient(em.url, tokens)
+    # Refreshed with the same size and mtime: only the re-read after the 401 can see it.
+    stat = path.stat()
+    write_auth_toml(path, em.token)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert len(client.jobs()) == 0
+    assert requests_to(em, "get_jobs") == 2  # the 401, then the retry
+
+
+def test_401_with_an_unchanged_auth_toml_fails_after_one_request(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    path = tmp_path / "auth.toml"
+    write_auth_toml(path, "stale-token")
+    client = JuliaHubClient(fresh_emulator.url, TokenSource(auth_toml=path))
+    with pytest.raises(AuthenticationError, match=r"JuliaHub\.authenticate"):
+        client.jobs()
+    assert requests_to(fresh_emulator, "get_jobs") == 1
+
+
+def test_auth_toml_change_on_disk_is_picked_up(fresh_emulator: Emulator, tmp_path: Path) -> None:
+    path = tmp_path / "auth.toml"
+    write_auth_toml(path, "stale-token")
+    client = JuliaHubClient(fresh_emulator.url, TokenSource(auth_toml=path))
+    with pytest.raises(AuthenticationError):
+        client.whoami()
+    write_auth_toml(path, fresh_emulator.token)  # a different size: noticed without a 401
+    assert client.whoami()["username"] == "emulator-user"
+    assert requests_to(fresh_emulator, "api_v1") == 2
+
+
+def test_from_environment(fresh_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JULIAHUB_SERVER", fresh_emulator.url + "/")
+    monkeypatch.setenv("JULIAHUB_TOKEN", fresh_emulator.token)
+    client = JuliaHubClient.from_environment(timeout=5.0)
+    assert client.server == fresh_emulator.url
+    assert client.whoami()["username"] == "emulator-user"
+
+
+# --- retries ------------------------------------------------------------------------------
+
+
+def test_get_retried_on_503_with_retry_after(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    em.create_finished(status="Completed")
+    em.fault(endpoint="get_jobs", mode="status", status=503, retry_after=1, count=2)
+    assert len(make_client(em).jobs()) == 1
+    assert requests_to(em, "get_jobs") == 3
+
+
+@pytest.mark.parametrize("status", [429, 502, 504])
+def test_get_retried_on_other_transient_statuses(fresh_emulator: Emulator, status: int) -> None:
+    fresh_emulator.fault(endpoint="api_v1", mode="status", status=status, retry_after=0, count=1)
+    assert make_client(fresh_emulator).whoami()["username"] == "emulator-user"
+    assert requests_to(fresh_emulator, "api_v1") == 2
+
+
+def test_get_gives_up_after_the_retries(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    em.fault(endpoint="job", mode="status", status=503, retry_after=0, count=10)
+    with pytest.raises(ServerUnreachableError, match="3 attempts"):
+        make_client(em, retries=2).job(UNKNOWN_JOB)
+    assert requests_to(em, "job") == 3
+
+
+def test_500_is_a_server_error_not_retried(fresh_emulator: Emulator) -> None:
+    fresh_emulator.fault(endpoint="get_jobs", mode="status", status=500, count=5)
+    with pytest.raises(ServerError, match="500"):
+        make_client(fresh_emulator).jobs()
+    assert requests_to(fresh_emulator, "get_jobs") == 1
+
+
+def test_get_retried_on_reset_and_truncated_answers(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    em.admin("POST", "jobs", {"finished": {"status": "Completed"}, "count": 30})
+    em.fault(endpoint="get_jobs", mode="reset", count=1)
+    em.fault(endpoint="get_jobs", mode="truncate", count=1)
+    assert len(make_client(em).jobs(limit=30)) == 30
+    assert requests_to(em, "get_jobs") == 3
+
+
+def test_get_retried_after_a_read_timeout(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    em.fault(endpoint="api_v1", mode="delay", delay=3.0, count=1)
+    assert make_client(em, timeout=0.5).whoami()["username"] == "emulator-user"
+    assert requests_to(em, "api_v1") == 2
+
+
+def test_kill_not_retried_on_an_answer(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    jobname = em.create_finished(status="Running")
+    em.fault(endpoint="kill_job", mode="status", status=503, retry_after=0, count=3)
+    with pytest.raises(ServerError, match="503"):
+        make_client(em).kill_job(jobname)
+    assert requests_to(em, "kill_job") == 1
+
+
+def test_kill_not_retried_when_it_may_have_taken_effect(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    jobname = em.create_finished(status="Running")
+    em.fault(endpoint="kill_job", mode="delay", delay=2.0, count=1)
+    client = make_client(em, timeout=0.5)
+    with pytest.raises(ServerUnreachableError, match="may have taken effect"):
+        client.kill_job(jobname)
+    assert requests_to(em, "kill_job") == 1
+    # ... and it did take effect: a blind retry would have sent a second kill.
+    wait_for(lambda: (j := client.job(jobname)) and j.status == "Stopped", what="Stopped")
+
+
+def test_kill_not_retried_on_a_reset(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    jobname = em.create_finished(status="Running")
+    em.fault(endpoint="kill_job", mode="reset", count=3)
+    with pytest.raises(ServerUnreachableError):
+        make_client(em).kill_job(jobname)
+    assert requests_to(em, "kill_job") == 1
+
+
+@pytest.mark.parametrize("mode", ["status", "reset", "delay"])
+def test_extend_never_retried(fresh_emulator: Emulator, mode: str) -> None:
+    em = fresh_emulator
+    jobname = em.create_finished(status="Running")
+    em.fault(endpoint="extend_job", mode=mode, status=503, retry_after=0, delay=2.0, count=3)
+    with pytest.raises((ServerError, ServerUnreachableError)):
+        make_client(em, timeout=0.5).extend_job(jobname, 1)
+    assert requests_to(em, "extend_job") == 1
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_connection_refused(caplog: pytest.LogCaptureFixture) -> None:
+    client = JuliaHubClient(f"http://127.0.0.1:{free_port()}", TokenSource(token="t"), retries=2)
+    with caplog.at_level(logging.WARNING, logger="jhfs.client"):
+        with pytest.raises(ServerUnreachableError, match="3 attempts"):
+            client.jobs()
+        # Nothing reached a server, so even the actions may be retried safely.
+        with pytest.raises(ServerUnreachableError, match="3 attempts"):
+            client.kill_job("jr-aaaaaaaaaa")
+        with pytest.raises(ServerUnreachableError, match="3 attempts"):
+            client.extend_job("jr-aaaaaaaaaa", 1)
+    assert caplog.text.count("retry 2 of 2") == 3
+
+
+# --- downloads ----------------------------------------------------------------------------
+
+
+def test_download_matches_the_hash(emulator: Emulator, tmp_path: Path) -> None:
+    jobname = emulator.create_finished(
+        status="Completed", files=[{"type": "result", "name": "big.bin", "size": 5_000_000}]
+    )
+    client = make_client(emulator)
+    job = client.job(jobname)
+    assert job is not None
+    (file,) = job.files
+    with open(tmp_path / "out", "wb") as out:
+        assert client.download_file(file, out) == 5_000_000
+    digest = hashlib.sha256((tmp_path / "out").read_bytes()).digest()
+    assert digest == file.hash.digest
+
+
+def test_download_name_with_odd_characters(emulator: Emulator) -> None:
+    content = b"spaces and unicode"
+    _, file = job_file_content(emulator, content, name="my file é#?.txt")
+    out = io.BytesIO()
+    assert make_client(emulator).download_file(file, out) == len(content)
+    assert out.getvalue() == content
+
+
+def test_download_of_a_missing_file_is_not_found(emulator: Emulator) -> None:
+    jobname = emulator.create_finished(status="Completed")
+    missing = JobFile(jobname, "result", "nope.bin", 0, FileHash(None, None), None)
+    with pytest.raises(NotFoundError):
+        make_client(emulator).download_file(missing, io.BytesIO())
+
+
+@pytest.mark.parametrize("mode", ["truncate", "reset"])
+def test_download_resumes_with_range(fresh_emulator: Emulator, tmp_path: Path, mode: str) -> None:
+    em = fresh_emulator
+    content = os.urandom(3_000_001)
+    _, file = job_file_content(em, content)
+    em.admin("POST", "stats/reset")
+    em.fault(endpoint="download", mode=mode, count=1)
+    with open(tmp_path / "out", "wb") as out:
+        assert make_client(em).download_file(file, out) == len(content)
+    assert (tmp_path / "out").read_bytes() == content
+    stats = em.stats()
+    assert stats["requests"]["download"] == 2
+    if mode == "truncate":
+        # The second answer carried only what was missing (a 206), not the whole file again.
+        assert len(content) < stats["bytes_sent"] < 2 * len(content)
+
+
+def test_download_gives_up_after_the_retries(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    _, file = job_file_content(em, os.urandom(100_000))
+    em.fault(endpoint="download", mode="truncate", count=10)
+    with pytest.raises(ServerUnreachableError, match="2 attempts"):
+        make_client(em, retries=1).download_file(file, io.BytesIO())
+    assert requests_to(em, "download") == 2
+
+
+def test_download_retried_on_503(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    content = os.urandom(10_000)
+    _, file = job_file_content(em, content)
+    em.fault(endpoint="download", mode="status", status=503, retry_after=0, count=2)
+    out = io.BytesIO()
+    make_client(em).download_file(file, out)
+    assert out.getvalue() == content
+
+
+def test_download_does_not_check_the_hash(fresh_emulator: Emulator) -> None:
+    # Verifying is the file cache's job: the client hands over what it got.
+    em = fresh_emulator
+    content = os.urandom(50_000)
+    _, file = job_file_content(em, content)
+    em.fault(endpoint="download", mode="corrupt", count=1)
+    out = io.BytesIO()
+    assert make_client(em).download_file(file, out) == len(content)
+    assert hashlib.sha256(out.getvalue()).digest() != file.hash.digest
+
+
+class RecordingServer:
+    """A tiny HTTP server on a loopback address, recording the headers of each request."""
+
+    def __init__(self, host: str, respond: Callable[[http.server.BaseHTTPRequestHandler], None]):
+        self.seen: list[tuple[str, dict[str, str]]] = []
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.seen.append((self.path, dict(self.headers)))
+                respond(self)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((host, 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+BLOB = b"redirected bytes " * 1000
+
+
+def send_blob(handler: http.server.BaseHTTPRequestHandler) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Length", str(len(BLOB)))
+    handler.end_headers()
+    handler.wfile.write(BLOB)
+
+
+@pytest.fixture
+def storage() -> Iterator[RecordingServer]:
+    server = RecordingServer("127.0.0.1", send_blob)
+    yield server
+    server.close()
+
+
+def redirecting_api(location: Callable[[], str]) -> RecordingServer:
+    def respond(handler: http.server.BaseHTTPRequestHandler) -> None:
+        if handler.path.startswith("/jobs/"):
+            handler.send_response(302)
+            handler.send_header("Location", location())
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+        else:
+            send_blob(handler)
+
+    return RecordingServer("127.0.0.1", respond)
+
+
+def test_redirect_to_another_host_drops_the_token(storage: RecordingServer) -> None:
+    # The API answers on 127.0.0.1, the storage is reached as "localhost": another host.
+    api = redirecting_api(lambda: f"http://localhost:{storage.port}/blob?sig=1")
+    try:
+        client = JuliaHubClient(f"http://127.0.0.1:{api.port}", TokenSource(token="secret-tok"))
+        file = JobFile("jr-aaaaaaaaaa", "result", "out.bin", len(BLOB), FileHash(None, None), None)
+        out = io.BytesIO()
+        assert client.download_file(file, out) == len(BLOB)
+        assert out.getvalue() == BLOB
+    finally:
+        api.close()
+    ((api_path, api_headers),) = api.seen
+    assert api_path == "/jobs/jr-aaaaaaaaaa/files/out.bin?filetype=result"
+    assert api_headers["Authorization"] == "Bearer secret-tok"
+    ((blob_path, blob_headers),) = storage.seen
+    assert blob_path == "/blob?sig=1"
+    assert "Authorization" not in blob_headers
+    assert "secret-tok" not in repr(blob_headers)
+
+
+def test_redirect_within_the_host_keeps_the_token() -> None:
+    # The control for the test above: the header is kept where it belongs.
+    api = redirecting_api(lambda: "/blob")
+    try:
+        client = JuliaHubClient(f"http://127.0.0.1:{api.port}", TokenSource(token="secret-tok"))
+        file = JobFile("jr-aaaaaaaaaa", "result", "out.bin", len(BLOB), FileHash(None, None), None)
+        client.download_file(file, io.BytesIO())
+    finally:
+        api.close()
+    assert [(p, h.get("Authorization")) for p, h in api.seen] == [
+        ("/jobs/jr-aaaaaaaaaa/files/out.bin?filetype=result", "Bearer secret-tok"),
+        ("/blob", "Bearer secret-tok"),
+    ]
+
+
+def test_download_restarts_when_range_is_not_honoured(tmp_path: Path) -> None:
+    blob = os.urandom(3 << 20)
+    answers = 0
+
+    def respond(handler: http.server.BaseHTTPRequestHandler) -> None:
+        nonlocal answers
+        answers += 1
+        handler.send_response(200)  # never 206
+        handler.send_header("Content-Length", str(len(blob)))
+        handler.end_headers()
+        # The first answer stops after 1.5 MiB: the client keeps the whole 1 MiB chunk it read.
+        handler.wfile.write(blob if answers > 1 else blob[: 3 << 19])
+        handler.close_connection = True
+
+    server = RecordingServer("127.0.0.1", respond)
+    try:
+        client = JuliaHubClient(f"http://127.0.0.1:{server.port}", TokenSource(token="t"))
+        file = JobFile("jr-aaaaaaaaaa", "result", "out.bin", len(blob), FileHash(None, None), None)
+        with open(tmp_path / "out", "wb") as out:
+            assert client.download_file(file, out) == len(blob)
+    finally:
+        server.close()
+    assert (tmp_path / "out").read_bytes() == blob  # started over, not appended
+    assert [h.get("Range") for _, h in server.seen] == [None, f"bytes={1 << 20}-"]
+
+
+# --- the token never shows -----------------------------------------------------------------
+
+
+def test_token_never_in_errors_or_logs(
+    fresh_emulator: Emulator, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    em = fresh_emulator
+    wrong = "wrong-secret-4711"
+    good = make_client(em, retries=1, timeout=0.5)
+    bad = JuliaHubClient(em.url, TokenSource(token=wrong), retries=1)
+    jobname = em.create_finished(status="Running")
+    _, file = job_file_content(em, os.urandom(10_000))
+    errors: list[JuliaHubError] = []
+
+    def expect_error(call: Callable[[], object]) -> None:
+        with pytest.raises(JuliaHubError) as info:
+            call()
+        errors.append(info.value)
+
+    with caplog.at_level(logging.DEBUG):
+        expect_error(bad.whoami)  # 401
+        expect_error(lambda: good.kill_job(UNKNOWN_JOB))  # 403
+        expect_error(lambda: good.extend_job("bogus", 1))  # 200 Invalid jobname
+        em.fault(endpoint="get_jobs", mode="status", status=500, count=1)
+        expect_error(good.jobs)  # 500
+        em.fault(endpoint="get_jobs", mode="status", status=503, retry_after=0, count=2)
+        expect_error(good.jobs)  # 503 after the retries
+        em.fault(endpoint="kill_job", mode="reset", count=1)
+        expect_error(lambda: good.kill_job(jobname))  # reset, not retried
+        em.fault(endpoint="api_v1", mode="delay", delay=2.0, count=2)
+        expect_error(good.whoami)  # timeouts
+        em.fault(endpoint="download", mode="truncate", count=2)
+        expect_error(lambda: good.download_file(file, io.BytesIO()))  # cut short
+        expect_error(lambda: good.log_page(UNKNOWN_JOB))  # 403 on logs
+        unreachable = JuliaHubClient(
+            f"http://127.0.0.1:{free_port()}", TokenSource(token=em.token), retries=0
+        )
+        expect_error(unreachable.whoami)  # refused
+    assert [type(e).__name__ for e in errors] == [
+        "AuthenticationError",
+        "PermissionDeniedError",
+        "NotFoundError",
+        "ServerError",
+        "ServerUnreachableError",
+        "ServerUnreachableError",
+        "ServerUnreachableError",
+        "ServerUnreachableError",
+        "PermissionDeniedError",
+        "ServerUnreachableError",
+    ]
+    texts = [str(e) for e in errors] + [repr(e) for e in errors]
+    texts += [repr(good), repr(bad), caplog.text]
+    texts += [str(e.__cause__) for e in errors if e.__cause__ is not None]
+    for secret in (em.token, wrong):
+        assert not [t for t in texts if secret in t]
+    assert caplog.text  # the calls were logged (without the token)
+
+
+def test_requests_exceptions_never_escape(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    em.fault(endpoint="*", mode="reset", count=100)
+    client = make_client(em, retries=0)
+    calls: list[Callable[[], object]] = [
+        client.whoami,
+        client.jobs,
+        lambda: client.job(UNKNOWN_JOB),
+        lambda: client.kill_job(UNKNOWN_JOB),
+        lambda: client.extend_job(UNKNOWN_JOB, 1),
+        lambda: client.log_page(UNKNOWN_JOB),
+    ]
+    for call in calls:
+        with pytest.raises(ServerUnreachableError) as info:
+            call()
+        assert not isinstance(info.value, requests.RequestException)
