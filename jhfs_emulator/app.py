@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from jhfs_emulator import admin, api, streamlogs
-from jhfs_emulator.context import CONTEXT, EmulatorContext, context_of, json_answer
+from jhfs_emulator.context import CONTEXT, STREAM_FAULT, EmulatorContext, context_of, json_answer
 from jhfs_emulator.damage import send_damaged
 from jhfs_emulator.faults import ENDPOINTS
 
@@ -62,6 +62,9 @@ async def inject_faults(request: web.Request, handler: Handler) -> web.StreamRes
         return answer
     if fault.mode == "delay":
         await asyncio.sleep(fault.delay)
+        return await handler(request)
+    if endpoint == "stream_logs":
+        request[STREAM_FAULT] = fault.mode
         return await handler(request)
     response = await handler(request)
     if isinstance(response, api.BlobResponse):

@@ -16,6 +16,7 @@ import os
 import random
 import struct
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,13 +54,16 @@ def _write_pseudo_random(path: Path, size: int, seed: int) -> bytes:
             out.write(small)
         else:
             base = memoryview(rng.randbytes(_BASE_SIZE))
-            for index, (window, length) in enumerate(pseudo_random_blocks(size, seed)):
-                block = bytearray(base[window : window + length])
-                for mib in range(0, length - 16, _MIB):
-                    stamp = index * (_BLOCK // _MIB) + mib // _MIB
-                    struct.pack_into("<QQ", block, mib, seed, stamp)
-                digest.update(block)
-                out.write(block)
+            # Hash on a second thread while this one writes (both release the GIL).
+            with ThreadPoolExecutor(max_workers=1) as hasher:
+                for index, (window, length) in enumerate(pseudo_random_blocks(size, seed)):
+                    block = bytearray(base[window : window + length])
+                    for mib in range(0, length - 16, _MIB):
+                        stamp = index * (_BLOCK // _MIB) + mib // _MIB
+                        struct.pack_into("<QQ", block, mib, seed, stamp)
+                    hashed = hasher.submit(digest.update, block)
+                    out.write(block)
+                    hashed.result()
     os.replace(tmp, path)
     return digest.digest()
 

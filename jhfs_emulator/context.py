@@ -23,6 +23,7 @@ class EmulatorContext:
 
 
 CONTEXT = web.AppKey("context", EmulatorContext)
+STREAM_FAULT = web.RequestKey("stream_fault", str)
 
 
 def context_of(request: web.Request) -> EmulatorContext:

@@ -1,5 +1,9 @@
 """Sending a response the way a broken network or server would.
 
+For /ws/stream_logs, `reset` and `truncate` cut the websocket right after the
+handshake (with a TCP reset, or a clean close without a close frame), and
+`corrupt` sends one frame that is not valid JSON before the real ones.
+
 `reset` cuts the connection mid-body with a TCP reset; `truncate` sends part
 of the body and closes cleanly, short of its Content-Length; `corrupt` sends
 the whole body with some bytes flipped and the length unchanged.
@@ -38,7 +42,7 @@ def _flip(chunk: bytes, at: int) -> bytes:
     return bytes(damaged)
 
 
-def _reset_connection(request: web.Request) -> None:
+def reset_connection(request: web.Request) -> None:
     transport = request.transport
     if transport is None:
         return
@@ -68,7 +72,20 @@ async def send_damaged(
         await damaged.write(chunk)
     logger.info("fault: %s %s after %d of %d bytes", mode, request.path, size // 2, size)
     if mode == "reset":
-        _reset_connection(request)
+        reset_connection(request)
     elif request.transport is not None:
         request.transport.close()  # flushes what was written, then a clean FIN
     return damaged
+
+
+async def damage_websocket(request: web.Request, socket: web.WebSocketResponse, mode: str) -> bool:
+    """Apply a stream_logs fault after the handshake; False when the stream is over."""
+    logger.info("fault: %s %s", mode, request.path)
+    if mode == "corrupt":
+        await socket.send_str('{"message": "corrupt')
+        return True
+    if mode == "reset":
+        reset_connection(request)
+    elif request.transport is not None:
+        request.transport.close()
+    return False

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
+from json.encoder import encode_basestring  # the C string encoder, ensure_ascii=False
 
 from jhfs_emulator.timefmt import log_timestamp
 
@@ -65,7 +66,7 @@ class JobLog:
         stamp = log_timestamp(ms)
         metadata = _STDERR_METADATA if is_stderr else _STDOUT_METADATA
         return (
-            f'{{"message": {json.dumps(text, ensure_ascii=False)}, "timestamp": "{stamp}", '
+            f'{{"message": {encode_basestring(text)}, "timestamp": "{stamp}", '
             f'"eventId": "{number}", "keywords": {self._keywords_head}"{stamp}"}}, '
             f'"metadata": {metadata}}}'
         )
@@ -126,5 +127,5 @@ class SyntheticLog(JobLog):
         if not 1 <= number <= self._spec.count:
             raise IndexError(number)
         ms = self._spec.first_ms + (number - 1) * self._spec.spacing_ms
-        text = f"line {number:07d} of {self._jobname}: step {number} loss={1.0 / number:.6f}"
+        text = f"line {number:07d} of {self._jobname}: step {number} done"
         return ms, text, False

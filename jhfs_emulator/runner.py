@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import tarfile
 from pathlib import Path
@@ -31,6 +32,13 @@ _READ_SIZE = 1 << 16
 def _tar_directory(source: Path, target: Path) -> None:
     with tarfile.open(target, "w:gz") as tar:
         tar.add(source, arcname=source.name)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 class JobRunner:
@@ -171,19 +179,25 @@ class JobRunner:
         if not relative:
             return
         source = work_dir / relative
+        # Published apart from the work dir, where no sibling (say NAME.gz) can change
+        # what the file server sends.
+        published_dir = self.job_dir(job.jobname) / "results"
         if source.is_dir():
             name = f"{source.name}.tar.gz"
-            published = self.job_dir(job.jobname) / name
         elif source.is_file():
-            name, published = source.name, source
+            name = source.name
         else:
             if isinstance(job.log, LiveLog):
                 job.log.append(now_ms(), f"RESULTS_FILE {relative} does not exist", True)
             return
         entry = JobFile("result", name, None, None, None, now_ms())
         job.files.append(entry)  # visible as uploading (size and hash null) until done
-        if published is not source:
+        published_dir.mkdir(exist_ok=True)
+        published = published_dir / name
+        if source.is_dir():
             await asyncio.to_thread(_tar_directory, source, published)
+        else:
+            await asyncio.to_thread(_link_or_copy, source, published)
         entry.sha256 = await asyncio.to_thread(sha256_file, published)
         entry.size = published.stat().st_size
         entry.uploaded_ms = now_ms()

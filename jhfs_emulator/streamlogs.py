@@ -15,7 +15,8 @@ import logging
 from aiohttp import web
 
 from jhfs_emulator.api import NO_ACCESS
-from jhfs_emulator.context import context_of, json_answer
+from jhfs_emulator.context import STREAM_FAULT, context_of, json_answer
+from jhfs_emulator.damage import damage_websocket
 from jhfs_emulator.logs import BOTTOM_MARKER
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,9 @@ async def stream_logs(request: web.Request) -> web.StreamResponse:
     refresh = _float(request.query.get("refresh_interval"), 1.0)
     socket = web.WebSocketResponse(heartbeat=None)
     await socket.prepare(request)
+    fault = request.get(STREAM_FAULT)
+    if fault is not None and not await damage_websocket(request, socket, fault):
+        return socket
     log = job.log
     try:
         while not socket.closed:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import http.client
+import json
 import os
 import re
 import signal
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 import requests
 from conftest import Emulator, start_emulator, stop_emulator, wait_for
@@ -231,3 +234,27 @@ def test_demo_jobs(tmp_path: Path) -> None:
         assert long_log[-2]["eventId"] == "50000"
     finally:
         stop_emulator(em)
+
+
+async def _first_frame(em: Emulator, jobname: str) -> Any:
+    async with aiohttp.ClientSession(headers=em.headers) as session:
+        url = em.url.replace("http://", "ws://") + "/ws/stream_logs"
+        async with session.ws_connect(url, params={"jobname": jobname, "offset": "0"}) as socket:
+            return await socket.receive()
+
+
+def test_stream_logs_faults(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    jobname = em.create_finished(log_lines=2)
+    em.fault(endpoint="stream_logs", mode="status", status=503)
+    with pytest.raises(aiohttp.WSServerHandshakeError):
+        asyncio.run(_first_frame(em, jobname))
+    em.fault(endpoint="stream_logs", mode="reset")
+    frame = asyncio.run(_first_frame(em, jobname))
+    assert frame.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+    em.fault(endpoint="stream_logs", mode="corrupt")
+    frame = asyncio.run(_first_frame(em, jobname))
+    with pytest.raises(ValueError):
+        json.loads(frame.data)
+    assert json.loads(asyncio.run(_first_frame(em, jobname)).data)["eventId"] == "1"
+    assert em.stats()["requests"]["stream_logs"] == 4

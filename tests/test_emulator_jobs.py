@@ -212,3 +212,16 @@ def test_stream_logs_of_finished_job_ends_with_bottom(emulator: Emulator) -> Non
     ]
     frames = [json.loads(f) for f in asyncio.run(_stream(emulator, jobname, offset="0"))]
     assert [m.get("eventId") for m in frames] == ["1", "2", "3", None]
+
+
+def test_result_is_served_as_is_whatever_lies_beside_it(emulator: Emulator) -> None:
+    jobname = emulator.submit(
+        "echo plain > result.txt && echo not-gzip > result.txt.gz",
+        env={"RESULTS_FILE": "result.txt"},
+    )
+    wait_done(emulator, jobname, "Completed")
+    response = requests.get(
+        f"{emulator.url}/jobs/{jobname}/files/result.txt", params={"filetype": "result"},
+        headers={**emulator.headers, "Accept-Encoding": "gzip"}, timeout=10,
+    )  # fmt: skip
+    assert response.content == b"plain\n" and "Content-Encoding" not in response.headers
