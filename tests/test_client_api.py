@@ -525,6 +525,21 @@ def test_redirect_to_another_host_drops_the_token(storage: RecordingServer) -> N
     assert "secret-tok" not in repr(blob_headers)
 
 
+def test_netrc_does_not_replace_the_token(
+    storage: RecordingServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # requests swaps a plain Authorization header for a matching ~/.netrc entry.
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password netrc-password\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    client = JuliaHubClient(f"http://127.0.0.1:{storage.port}", TokenSource(token="secret-tok"))
+    file = JobFile("jr-aaaaaaaaaa", "result", "out.bin", len(BLOB), FileHash(None, None), None)
+    client.download_file(file, io.BytesIO())
+    ((_, headers),) = storage.seen
+    assert headers["Authorization"] == "Bearer secret-tok"
+
+
 def test_redirect_within_the_host_keeps_the_token() -> None:
     # The control for the test above: the header is kept where it belongs.
     api = redirecting_api(lambda: "/blob")

@@ -193,6 +193,7 @@ def test_unexpired_and_expiry_free_tokens_are_used(tmp_path: Path) -> None:
         'id_token = ""\n',
         "id_token = 5\n",
         "not toml [[[\n",
+        'id_token = "a b"\n',
         'id_token = "t"\nexpires = "soon"\n',
     ],
 )
@@ -259,6 +260,11 @@ def test_fixed_token_source() -> None:
         TokenSource(token="t", auth_toml=Path("x"))
     with pytest.raises(AuthenticationError):
         TokenSource(token="  ")
+    assert TokenSource(token=" padded-token\n").token() == "padded-token"
+    for bad in ("two words", "line\nbreak", "nul\x00"):
+        with pytest.raises(AuthenticationError, match="whitespace or control") as info:
+            TokenSource(token=bad)
+        assert bad not in str(info.value)
 
 
 def test_token_not_in_repr_of_file_source(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
+import requests.auth
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
@@ -59,7 +60,7 @@ logger = logging.getLogger(__name__)
 LOG_PAGE_CAP = 10_000
 DOWNLOAD_CHUNK = 1 << 20  # 1 MiB: large reads keep loopback downloads near memory speed
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-RETRY_AFTER_CAP = 30.0  # seconds; a filesystem call should not hang for longer per retry
+RETRY_AFTER_CAP = 10.0  # seconds; a filesystem call waits through the retries
 BACKOFF_BASE = 0.25  # seconds; doubled per attempt
 BACKOFF_CAP = 8.0
 REDACT_MIN_LENGTH = 8
@@ -75,6 +76,24 @@ class _Retry(Exception):
     def __init__(self, reason: str, delay: float | None = None) -> None:
         super().__init__(reason)
         self.delay = delay
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    """The bearer header, given as `auth` so requests never swaps in ~/.netrc credentials.
+
+    (A plain Authorization header is replaced by a matching ~/.netrc entry.)
+    On a redirect to another host requests removes the header again.
+    """
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(<hidden>)"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
 
 
 def _never_connected(exc: requests.RequestException) -> bool:
@@ -367,13 +386,13 @@ class JuliaHubClient:
         url = self._server + path
         for reloaded in (False, True):
             token = self._tokens.token()
-            all_headers = {**(headers or {}), "Authorization": f"Bearer {token}"}
             logger.debug("%s %s %s", method, path, params or "")
             response = self._session.request(
                 method,
                 url,
                 params=params,
-                headers=all_headers,
+                headers=headers,
+                auth=_BearerAuth(token),
                 json=json_body,
                 timeout=self._timeout,
                 stream=stream,

@@ -94,11 +94,9 @@ class TokenSource:
     def __init__(self, token: str | None = None, auth_toml: Path | None = None) -> None:
         if (token is None) == (auth_toml is None):
             raise ValueError("TokenSource needs exactly one of a token or an auth.toml path")
-        if token is not None and not token.strip():
-            raise AuthenticationError("the JuliaHub token is empty")
         self._lock = threading.Lock()
         self._path = auth_toml
-        self._token = token.strip() if token is not None else None
+        self._token = None if token is None else _checked(token, "the JuliaHub token")
         self._expires: float | None = None
         self._stamp: tuple[int, int] | None = None  # (mtime_ns, size) of the file read
         if auth_toml is not None:
@@ -177,12 +175,23 @@ class TokenSource:
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise AuthenticationError(f"cannot read {self._path}: {exc}; {hint}") from None
         token = data.get("id_token")
-        if not isinstance(token, str) or not token.strip():
+        if not isinstance(token, str):
             raise AuthenticationError(f"{self._path} holds no id_token; {hint}")
-        self._token = token.strip()
+        self._token = _checked(token, f"the id_token in {self._path}")
         self._expires = _expiry(data, self._path)
         self._stamp = (stat.st_mtime_ns, stat.st_size)
         logger.debug("read the token from %s", self._path)
+
+
+def _checked(token: str, what: str) -> str:
+    """The token without surrounding whitespace; refused if it could not be a header value."""
+    token = token.strip()
+    if not token:
+        raise AuthenticationError(f"{what} is empty")
+    if not token.isprintable() or any(c.isspace() for c in token):
+        # requests would refuse the header with a message quoting it.
+        raise AuthenticationError(f"{what} contains whitespace or control characters")
+    return token
 
 
 def _expiry(data: dict[str, Any], path: Path) -> float | None:
