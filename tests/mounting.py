@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import Emulator, wait_for
+from conftest import Emulator, start_emulator, stop_emulator, wait_for
 
 
 def is_mounted(path: Path) -> bool:
@@ -33,6 +33,17 @@ def is_mounted(path: Path) -> bool:
             if mount_point == target:
                 return True
     return False
+
+
+@contextmanager
+def own_emulator(data_dir: Path) -> Iterator[Emulator]:
+    """An emulator for one test module: its jobs, faults and stats are that module's alone
+    (other suites leave jobs in the session emulator that would change what ls shows)."""
+    emulator = start_emulator(data_dir)
+    try:
+        yield emulator
+    finally:
+        stop_emulator(emulator)
 
 
 def jhfs_env(emulator: Emulator, token: str | None = None) -> dict[str, str]:

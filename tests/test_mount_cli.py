@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,15 @@ from mounting import (
     jhfs,
     jhfs_env,
     mount_jhfs,
+    own_emulator,
     sh,
 )
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    with own_emulator(tmp_path_factory.mktemp("emulator")) as em:
+        yield em
 
 
 def mount_processes(mountpoint: Path) -> list[int]:

@@ -8,7 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import Emulator, wait_for
-from mounting import LineReader, Mount, mount_jhfs, sh
+from mounting import LineReader, Mount, mount_jhfs, own_emulator, sh
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    with own_emulator(tmp_path_factory.mktemp("emulator")) as em:
+        yield em
 
 
 @pytest.fixture(scope="module")

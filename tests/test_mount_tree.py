@@ -13,9 +13,15 @@ from pathlib import Path
 import pytest
 import requests
 from conftest import Emulator, wait_for
-from mounting import Mount, mount_jhfs, sh
+from mounting import Mount, mount_jhfs, own_emulator, sh
 
 CODE = b'println("hello")\n'
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    with own_emulator(tmp_path_factory.mktemp("emulator")) as em:
+        yield em
 
 
 @pytest.fixture(scope="module")
