@@ -581,6 +581,39 @@ def test_download_restarts_when_range_is_not_honoured(tmp_path: Path) -> None:
     assert [h.get("Range") for _, h in server.seen] == [None, f"bytes={1 << 20}-"]
 
 
+def test_download_refuses_a_range_it_did_not_ask_for(tmp_path: Path) -> None:
+    blob = os.urandom(3 << 20)
+    answers = 0
+
+    def respond(handler: http.server.BaseHTTPRequestHandler) -> None:
+        nonlocal answers
+        answers += 1
+        if answers == 2:  # the resume, answered from the wrong offset
+            wrong = blob[7:]
+            handler.send_response(206)
+            handler.send_header("Content-Range", f"bytes 7-{len(blob) - 1}/{len(blob)}")
+            handler.send_header("Content-Length", str(len(wrong)))
+            handler.end_headers()
+            handler.wfile.write(wrong)
+            return
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(blob)))
+        handler.end_headers()
+        handler.wfile.write(blob if answers > 1 else blob[: 3 << 19])
+        handler.close_connection = True
+
+    server = RecordingServer("127.0.0.1", respond)
+    try:
+        client = JuliaHubClient(f"http://127.0.0.1:{server.port}", TokenSource(token="t"))
+        file = JobFile("jr-aaaaaaaaaa", "result", "out.bin", len(blob), FileHash(None, None), None)
+        with open(tmp_path / "out", "wb") as out:
+            assert client.download_file(file, out) == len(blob)
+    finally:
+        server.close()
+    assert (tmp_path / "out").read_bytes() == blob
+    assert [h.get("Range") for _, h in server.seen] == [None, f"bytes={1 << 20}-", None]
+
+
 # --- the token never shows -----------------------------------------------------------------
 
 

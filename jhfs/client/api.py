@@ -287,11 +287,17 @@ class JuliaHubClient:
             )
             with response:
                 self._raise_for_status(response, what, retryable=True)
-                if written and not self._resumes_at(response, written):
-                    logger.info("%s: the server restarted the download from 0", what)
+                resumed = self._resumes_at(response, written)
+                if written and not resumed:
+                    logger.info("%s: the server did not resume at %d; starting over", what, written)
                     out.seek(0)
                     out.truncate()
                     written = 0
+                if response.status_code == 206 and not resumed:
+                    # A range we did not ask for: its bytes belong elsewhere in the file.
+                    raise _Retry(
+                        f"{what}: unexpected partial answer {self._content_range(response)}"
+                    )
                 expected = response.headers.get("Content-Length")
                 start = written
                 try:
@@ -309,10 +315,15 @@ class JuliaHubClient:
     # --- machinery ---------------------------------------------------------------------
 
     @staticmethod
-    def _resumes_at(response: requests.Response, offset: int) -> bool:
-        if response.status_code != 206:
+    def _content_range(response: requests.Response) -> str:
+        return response.headers.get("Content-Range", "").strip()
+
+    @classmethod
+    def _resumes_at(cls, response: requests.Response, offset: int) -> bool:
+        """A 206 whose range starts where our bytes end (never for offset 0: no Range sent)."""
+        if response.status_code != 206 or not offset:
             return False
-        match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
+        match = _CONTENT_RANGE.fullmatch(cls._content_range(response))
         return match is not None and int(match.group(1)) == offset
 
     def _call(
