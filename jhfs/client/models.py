@@ -403,23 +403,36 @@ def raise_for_failure(body: Any, what: str) -> None:
 
 def parse_log_message(obj: Any) -> LogMessage:
     """One log message object (not a `_meta` marker)."""
-    obj = _require_dict(obj, "log message")
+    # Written for speed (a finished job's log can be a million of these): the
+    # common shapes are tested first, anything else goes through the slow checks.
+    if not isinstance(obj, dict):
+        _require_dict(obj, "log message")
     message = obj.get("message")
-    if message is None:
+    if not isinstance(message, str):
+        if message is not None:
+            raise ServerError(
+                f"malformed answer from the server: log message is {_describe(message)}"
+            )
         message = ""  # some server versions omit it
-    elif not isinstance(message, str):
-        raise ServerError(f"malformed answer from the server: log message is {_describe(message)}")
     event_id = obj.get("eventId")
-    if isinstance(event_id, int) and not isinstance(event_id, bool):
+    if event_id is not None and not isinstance(event_id, str):
+        if not isinstance(event_id, int) or isinstance(event_id, bool):
+            raise ServerError(
+                f"malformed answer from the server: log eventId is {_describe(event_id)}"
+            )
         event_id = str(event_id)
-    elif event_id is not None and not isinstance(event_id, str):
-        raise ServerError(f"malformed answer from the server: log eventId is {_describe(event_id)}")
+    keywords = obj.get("keywords")
+    if not isinstance(keywords, dict):
+        keywords = _optional_dict(obj, "keywords", "log message")
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = _optional_dict(obj, "metadata", "log message")
     return LogMessage(
-        message=message,
-        timestamp=parse_timestamp(obj.get("timestamp"), "log timestamp"),
-        event_id=event_id,
-        keywords=_optional_dict(obj, "keywords", "log message"),
-        metadata=_optional_dict(obj, "metadata", "log message"),
+        message,
+        parse_timestamp(obj.get("timestamp"), "log timestamp"),
+        event_id,
+        keywords,
+        metadata,
     )
 
 
