@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -239,13 +240,20 @@ def test_reload_reports_a_changed_token(tmp_path: Path) -> None:
     assert tokens.token() == "token-eno"
 
 
-def test_a_half_written_file_keeps_the_previous_token(tmp_path: Path) -> None:
+def test_a_half_written_file_keeps_the_previous_token(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = write_auth_toml(tmp_path, "juliahub.com", "token-one")
     tokens = TokenSource(auth_toml=path)
     path.write_text("id_token = ")
     bump_mtime(path, 5)
-    assert tokens.token() == "token-one"
+    with caplog.at_level(logging.WARNING):
+        assert [tokens.token() for _ in range(3)] == ["token-one"] * 3
+    assert caplog.text.count("keeping the previous token") == 1  # once, not every call
     assert tokens.reload() is False
+    write_auth_toml(tmp_path, "juliahub.com", "token-two")  # the write completes
+    bump_mtime(path, 10)
+    assert tokens.token() == "token-two"
 
 
 def test_fixed_token_source() -> None:

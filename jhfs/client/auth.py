@@ -159,6 +159,8 @@ class TokenSource:
             except AuthenticationError as exc:
                 if self._token is None:
                     raise
+                # Not again until the file changes once more (the next write completes it).
+                self._stamp = (stat.st_mtime_ns, stat.st_size)
                 logger.warning("keeping the previous token: %s", exc)
 
     def _read_file(self) -> None:
