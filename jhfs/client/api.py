@@ -340,31 +340,24 @@ class JuliaHubClient:
         """A whole (non-streamed) request with retries and status mapping."""
 
         def attempt() -> requests.Response:
+            # Not streamed: a connection lost mid-body raises here, inside the attempt.
             response = self._send(method, path, params=params, headers=headers, json_body=json_body)
-            try:
-                # Read the body here, so a connection lost mid-body is retried too.
-                response.content  # noqa: B018
-            except requests.RequestException as exc:
-                raise _Retry(f"{what}: connection lost reading the answer: {exc}") from None
-            finally:
-                response.close()
             self._raise_for_status(response, what, retryable=not action)
             return response
 
         return self._with_retries(attempt, what, retryable=not action)
 
     def _with_retries(self, attempt: Callable[[], _T], what: str, *, retryable: bool) -> _T:
-        """Run `attempt`, retrying transient failures: all of them for reads, unsent ones always."""
+        """Run `attempt`, retrying transient failures: all of them for reads, unsent ones always.
+
+        `attempt` raises _Retry only where retrying is safe.
+        """
         tries = 0
         while True:
             try:
                 return attempt()
             except _Retry as exc:
                 reason, delay = str(exc), exc.delay
-                if not retryable:
-                    raise ServerUnreachableError(
-                        self._redact(f"{reason} (not retried: it may have taken effect)")
-                    ) from None
             except requests.RequestException as exc:
                 reason, delay = f"{what}: {type(exc).__name__}: {exc}", None
                 if not (retryable or _never_connected(exc)):
