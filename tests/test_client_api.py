@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +202,22 @@ def test_a_path_prefix_is_kept(emulator: Emulator) -> None:
     assert prefixed.server == emulator.url + "/prefix"
     with pytest.raises(NotFoundError):
         prefixed.whoami()
+
+
+def test_one_client_shared_by_many_threads(emulator: Emulator) -> None:
+    contents = [os.urandom(300_000 + i) for i in range(4)]
+    files = [job_file_content(emulator, c, name=f"f{i}.bin") for i, c in enumerate(contents)]
+    client = make_client(emulator)
+
+    def work(i: int) -> bool:
+        jobname, file = files[i % 4]
+        job = client.job(jobname)
+        out = io.BytesIO()
+        client.download_file(file, out)
+        return job is not None and job.jobname == jobname and out.getvalue() == contents[i % 4]
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        assert all(pool.map(work, range(64)))
 
 
 # --- authentication ---------------------------------------------------------------------
