@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             from jhfs.demo import run_demo
 
-            return run_demo(args.mountpoint.absolute(), jobs_limit=1000)
+            return run_demo(args.mountpoint.absolute())
         return mount_command(args)
     except (MountError, JuliaHubError, ValueError) as exc:
         print(f"jhfs: error: {exc}", file=sys.stderr)

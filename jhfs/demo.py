@@ -87,7 +87,7 @@ def what_to_try(mountpoint: Path, url: str, jobs: list[Job]) -> str:
     )
 
 
-def run_demo(mountpoint: Path, jobs_limit: int) -> int:
+def run_demo(mountpoint: Path) -> int:
     mountpoint.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="jhfs-demo-") as tmp:
         workdir = Path(tmp)
@@ -99,7 +99,7 @@ def run_demo(mountpoint: Path, jobs_limit: int) -> int:
             jobs = client.jobs()
             cache_dir = workdir / "cache"
             cache_dir.mkdir(mode=0o700)
-            settings = MountSettings(mountpoint, cache_dir, jobs_limit)
+            settings = MountSettings(mountpoint, cache_dir)
             serve(client, settings, lambda: print(what_to_try(mountpoint, url, jobs), flush=True))
         finally:
             stop_emulator(emulator)

@@ -158,7 +158,8 @@ def serve_detached(
         if report == "ready":
             return 0
         os.waitpid(pid, 0)
-        print(f"jhfs: {report or 'the filesystem process ended before mounting'}", file=sys.stderr)
+        report = report or "the filesystem process ended before the mount was ready"
+        print(f"jhfs: error: {report}", file=sys.stderr)
         return 1
 
     os.close(ready_read)

@@ -1,0 +1,71 @@
+"""The command line's parts that need no mount: options, the cache directory, refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jhfs.cli import build_parser, main
+from jhfs.mounting import default_cache_root, parse_fuse_options, server_cache_dir
+
+
+def test_fuse_options_are_comma_separated_and_repeatable() -> None:
+    assert parse_fuse_options(["allow_other,max_read=131072", "ro"]) == {
+        "allow_other": True,
+        "max_read": "131072",
+        "ro": True,
+    }
+    assert parse_fuse_options([]) == {}
+
+
+def test_default_cache_root_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_cache_root() == tmp_path / "jhfs"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_cache_root() == tmp_path / "home" / ".cache" / "jhfs"
+
+
+def test_cache_dir_is_private_and_per_server(tmp_path: Path) -> None:
+    first = server_cache_dir(tmp_path, "http://127.0.0.1:8080")
+    second = server_cache_dir(tmp_path, "https://juliahub.com/prefix")
+    assert first != second
+    assert first.parent == second.parent == tmp_path
+    assert first.name == "127.0.0.1_8080"
+    assert second.name == "juliahub.com_prefix"
+    assert first.stat().st_mode & 0o777 == 0o700
+
+
+def test_mount_options_parse() -> None:
+    args = build_parser().parse_args(
+        ["mount", "/mnt/jh", "-f", "--jobs-limit", "50", "-o", "allow_other", "--debug"]
+    )
+    assert (args.foreground, args.jobs_limit, args.options, args.debug) == (
+        True, 50, ["allow_other"], True,
+    )  # fmt: skip
+    assert build_parser().parse_args(["mount", "/mnt/jh"]).jobs_limit == 1000
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["mount", "/mnt/jh", "--token", "secret"],  # a token is never taken from argv
+        ["mount", "/mnt/jh", "--jobs-limit", "0"],
+        ["mount"],
+        ["frobnicate"],
+    ],
+)
+def test_bad_command_lines_are_refused(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(argv)
+    assert raised.value.code == 2
+
+
+def test_mounting_on_a_missing_directory_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["mount", str(tmp_path / "nowhere"), "-f"]) == 1
+    assert (
+        capsys.readouterr().err.strip() == f"jhfs: error: {tmp_path / 'nowhere'} is not a directory"
+    )
