@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 from jhfs.client import Job, JuliaHubClient
-from jhfs.mounting import MountError, MountSettings, check_server, serve
+from jhfs.mounting import MountError, MountSettings, check_mountpoint, check_server, serve
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ def what_to_try(mountpoint: Path, url: str, jobs: list[Job]) -> str:
 
 def run_demo(mountpoint: Path) -> int:
     mountpoint.mkdir(parents=True, exist_ok=True)
+    check_mountpoint(mountpoint)
     with tempfile.TemporaryDirectory(prefix="jhfs-demo-") as tmp:
         workdir = Path(tmp)
         token = secrets.token_urlsafe(24)

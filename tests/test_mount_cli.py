@@ -268,3 +268,46 @@ def test_demo_mounts_sample_jobs_prints_real_commands_and_cleans_up(tmp_path: Pa
             demo.kill()
             demo.wait()
         force_unmount(mountpoint)
+
+
+def test_token_from_auth_toml_and_a_refused_token_is_eacces_with_a_hint(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """Julia's auth.toml is re-read when it changes; a token the server refuses (401)
+    makes ctl fail with EACCES and the log say to refresh it."""
+    netloc = emulator.url.split("://", 1)[1]
+    auth_toml = tmp_path / "depot" / "servers" / netloc.replace(":", "_") / "auth.toml"
+    auth_toml.parent.mkdir(parents=True)
+    auth_toml.write_text(f'id_token = "{emulator.token}"\nexpires = {int(time.time()) + 3600}\n')
+    jobname = emulator.submit("sleep 300")
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JULIA", "XDG_CACHE"))}
+    env.update(JULIA_PKG_SERVER=emulator.url, JULIA_DEPOT_PATH=str(tmp_path / "depot"))
+    log = tmp_path / "jhfs.log"
+    with log.open("w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jhfs", "mount", str(mountpoint), "-f",
+             "--cache-dir", str(tmp_path / "cache")],
+            env=env, stdout=log_file, stderr=log_file,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: is_mounted(mountpoint) or process.poll() is not None, what="mount")
+        assert is_mounted(mountpoint), log.read_text()
+        job = mountpoint / "jobs" / jobname
+        assert (job / "status").read_text() in ("Submitted\n", "Running\n")
+        auth_toml.write_text(
+            f'id_token = "expired-elsewhere"\nexpires = {int(time.time()) + 3600}\n'
+        )
+        refused = sh(f"echo 'extend 1' > {job}/ctl", shell="bash")
+        assert refused.returncode != 0
+        assert "Permission denied" in refused.stderr
+        assert "refresh" in log.read_text()
+        assert "expired-elsewhere" not in log.read_text()
+        auth_toml.write_text(
+            f'id_token = "{emulator.token}"\nexpires = {int(time.time()) + 3600}\n'
+        )
+        assert sh(f"echo kill > {job}/ctl").returncode == 0
+    finally:
+        force_unmount(mountpoint)
+        process.wait(timeout=30)
