@@ -1,7 +1,8 @@
 """The admin API under /_emulator/: create jobs, add files, inject faults, read stats.
 
 POST /_emulator/jobs                 {"command", "alias", "env", "files", "timelimit",
-                                      "start_delay", "expose", "proxy_link", "escape_inputs"}
+                                      "start_delay", "expose", "proxy_link", "escape_inputs",
+                                      "hex_hashes", "ms_timestamps"}
                                      -> {"jobname"}
 POST /_emulator/jobs                 {"finished": {"status", "log_lines", "outputs", "files",
                                       "alias", "env", ...}, "count": N}

@@ -47,24 +47,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve(args: argparse.Namespace, token: str, data_dir: Path, made_token: bool) -> None:
-    store = JobStore(data_dir, kill_grace=args.kill_grace)
-    app = build_app(EmulatorContext(store, token))
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    if args.demo:
-        await seed_demo(store)
-    shown = f"[{host}]" if ":" in host else host
-    print(f"jhfs emulator listening on http://{shown}:{port}", flush=True)
-    if made_token:
-        print(f"token: {token}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    store = JobStore(data_dir, kill_grace=args.kill_grace)
+    app = build_app(EmulatorContext(store, token))
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
     try:
+        site = web.TCPSite(runner, args.host, args.port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        if args.demo:
+            await seed_demo(store)
+        shown = f"[{host}]" if ":" in host else host
+        print(f"jhfs emulator listening on http://{shown}:{port}", flush=True)
+        if made_token:
+            print(f"token: {token}", flush=True)
         await stop.wait()
     finally:
         logger.info("shutting down")

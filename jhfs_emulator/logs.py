@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from json.encoder import encode_basestring  # the C string encoder, ensure_ascii=False
 
@@ -37,8 +38,12 @@ _STDOUT_METADATA = _metadata("Info", "stdout")
 _STDERR_METADATA = _metadata("Error", "stderr")
 
 
-class JobLog:
-    """The lines of one job's log, and a way to wait for more."""
+class JobLog(ABC):
+    """The lines of one job's log, and a way to wait for more.
+
+    `ms_timestamps` sends timestamps as integer unix milliseconds instead of ISO
+    strings, the other form the real service is known to use.
+    """
 
     def __init__(self, jobname: str, process_id: int) -> None:
         self._keywords_head = (
@@ -48,14 +53,15 @@ class JobLog:
             + f', "jrun_process_id": {process_id}, "jrun_time": '
         )
         self.finished = False
+        self.ms_timestamps = False
         self._changed = asyncio.Event()
 
-    def __len__(self) -> int:
-        raise NotImplementedError
+    @abstractmethod
+    def __len__(self) -> int: ...
 
+    @abstractmethod
     def line(self, number: int) -> tuple[int, str, bool]:
         """(timestamp in ms, text, from stderr) of the 1-based line `number`."""
-        raise NotImplementedError
 
     def timestamp_ms(self, number: int) -> int:
         return self.line(number)[0]
@@ -65,8 +71,9 @@ class JobLog:
         ms, text, is_stderr = self.line(number)
         stamp = log_timestamp(ms)
         metadata = _STDERR_METADATA if is_stderr else _STDOUT_METADATA
+        timestamp = str(ms) if self.ms_timestamps else f'"{stamp}"'
         return (
-            f'{{"message": {encode_basestring(text)}, "timestamp": "{stamp}", '
+            f'{{"message": {encode_basestring(text)}, "timestamp": {timestamp}, '
             f'"eventId": "{number}", "keywords": {self._keywords_head}"{stamp}"}}, '
             f'"metadata": {metadata}}}'
         )

@@ -39,8 +39,10 @@ class JobFile:
     def uploading(self) -> bool:
         return self.path is None
 
-    def wire(self) -> dict[str, Any]:
-        value = None if self.sha256 is None else base64.b64encode(self.sha256).decode()
+    def wire(self, hex_hash: bool = False) -> dict[str, Any]:
+        value = None
+        if self.sha256 is not None:
+            value = self.sha256.hex() if hex_hash else base64.b64encode(self.sha256).decode()
         return {
             "name": self.name,
             "type": self.type,
@@ -66,6 +68,7 @@ class Job:
     started_ms: int | None = None
     ended_ms: int | None = None
     escape_inputs: bool = False
+    hex_hashes: bool = False
     proxy_link: str | None = None
     timelimit_hours: float | None = None
     deadline_ms: int | None = None
@@ -97,7 +100,7 @@ class Job:
             "status": self.status,
             "inputs": self.inputs(),
             "outputs": self.outputs,
-            "files": [f.wire() for f in self.files],
+            "files": [f.wire(self.hex_hashes) for f in self.files],
             "submittimestamp": job_timestamp(self.submitted_ms),
             "starttimestamp": job_timestamp(self.started_ms),
             "endtimestamp": job_timestamp(self.ended_ms),

@@ -10,12 +10,13 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jhfs_emulator.blobs import BlobStore
-from jhfs_emulator.logs import LiveLog, SyntheticLines, SyntheticLog
+from jhfs_emulator.logs import JobLog, LiveLog, SyntheticLines, SyntheticLog
 from jhfs_emulator.model import Job, JobFile, new_jobname
 from jhfs_emulator.runner import JobRunner
 from jhfs_emulator.timefmt import now_ms
@@ -31,9 +32,18 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class CommonFields:
+    """What running and finished jobs are both created with.
+
+    The flags make the quirks of some real servers: `escape_inputs` sends
+    `inputs` with backslash-escaped quotes, `hex_hashes` sends file hashes as 64
+    hex digits, `ms_timestamps` sends log timestamps as integer milliseconds.
+    """
+
     alias: str | None
     env: dict[str, str] | None
     escape_inputs: bool
+    hex_hashes: bool
+    ms_timestamps: bool
     proxy_link: str | None
 
 
@@ -52,7 +62,14 @@ def _common(spec: dict[str, Any]) -> CommonFields:
         raise SpecError("proxy_link must be a string")
     if expose is not None and (not isinstance(expose, int) or not 0 < expose < 65536):
         raise SpecError("expose must be a port number")
-    return CommonFields(alias, env, bool(spec.get("escape_inputs", False)), proxy_link)
+    return CommonFields(
+        alias,
+        env,
+        bool(spec.get("escape_inputs", False)),
+        bool(spec.get("hex_hashes", False)),
+        bool(spec.get("ms_timestamps", False)),
+        proxy_link,
+    )
 
 
 def _int_field(spec: dict[str, Any], name: str, default: int) -> int:
@@ -81,7 +98,9 @@ class JobStore:
     def __len__(self) -> int:
         return len(self._order)
 
-    def _add(self, common: CommonFields, log_for: Any, expose: int | None) -> Job:
+    def _add(
+        self, common: CommonFields, log_for: Callable[[str], JobLog], expose: int | None
+    ) -> Job:
         jobname = new_jobname()
         while jobname in self._jobs:
             jobname = new_jobname()
@@ -95,9 +114,11 @@ class JobStore:
             env=None if common.env is None else dict(common.env),
             log=log_for(jobname),
             escape_inputs=common.escape_inputs,
+            hex_hashes=common.hex_hashes,
             proxy_link=proxy_link,
             submitted_ms=now_ms(),
         )
+        job.log.ms_timestamps = common.ms_timestamps
         self._next_id += 1
         self._jobs[jobname] = job
         self._order.append(job)

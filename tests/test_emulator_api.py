@@ -337,3 +337,17 @@ def test_uploading_file_then_finished(emulator: Emulator) -> None:
     assert entry["size"] == 8
     assert entry["hash"]["value"] == b64(hashlib.sha256(b"now here").digest())
     assert get(emulator, url, filetype="result").content == b"now here"
+
+
+def test_hex_hashes_and_millisecond_log_timestamps_on_request(emulator: Emulator) -> None:
+    jobname = emulator.create_finished(
+        log_lines=3, hex_hashes=True, ms_timestamps=True,
+        files=[{"type": "result", "name": "r.txt", "content": b64(b"r")}],
+    )  # fmt: skip
+    (entry,) = job_object(emulator, jobname)["files"]
+    assert entry["hash"]["value"] == hashlib.sha256(b"r").hexdigest()
+    page = logs(emulator, jobname)
+    stamps = [m["timestamp"] for m in page[1:-1]]
+    assert all(isinstance(stamp, int) for stamp in stamps) and stamps == sorted(stamps)
+    newer = logs(emulator, jobname, event_id="1", start_time=stamps[0])
+    assert [m.get("eventId") for m in newer] == ["2", "3", None]
