@@ -113,11 +113,11 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         registry=registry,
         logs=logs,
         files=FileCache(client, settings.cache_dir),
-        cache_dir=settings.cache_dir,
         uid=os.getuid(),
         gid=os.getgid(),
         mounted_at_ns=time.time_ns(),
     )
+    # statfs reports the cache's file system: the room left for downloads.
     operations = JhfsOperations(RootDir(ctx), str(settings.cache_dir), on_ready)
     options: dict[str, str | bool | float] = {
         "fsname": f"jhfs:{urlsplit(client.server).netloc}",

@@ -12,7 +12,6 @@ import errno
 import json
 import os
 import stat
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,13 +89,12 @@ class Client:
 
 
 @pytest.fixture
-def ctx(tmp_path: Path) -> MountContext:
+def ctx() -> MountContext:
     return MountContext(
         client=Client(),  # type: ignore[arg-type]
         registry=Registry(parse_job(RUNNING), parse_job(DONE)),  # type: ignore[arg-type]
         logs=None,  # type: ignore[arg-type]
         files=None,  # type: ignore[arg-type]
-        cache_dir=tmp_path,
         uid=1234,
         gid=5678,
         mounted_at_ns=1_700_000_000 * 10**9,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 
-from jhfs.client import JuliaHubClient
+from jhfs.client import Job, JuliaHubClient
 from jhfs.state.files import FileCache
 from jhfs.state.logs import LogStore
 from jhfs.state.registry import JobRegistry
@@ -18,10 +17,17 @@ class MountContext:
     registry: JobRegistry
     logs: LogStore
     files: FileCache
-    cache_dir: Path  # statfs reports its file system: the room left for downloads
     uid: int
     gid: int
     mounted_at_ns: int
+
+    def submit_time(self, job: Job) -> int:
+        """A job's submit time in ns (the mount time if the server gives none)."""
+        return to_ns(job.submitted, self.mounted_at_ns)
+
+    def status_time(self, job: Job) -> int:
+        """The submit time, then the end time once the job is done."""
+        return to_ns(job.ended, self.submit_time(job))
 
 
 def to_ns(timestamp: dt.datetime | None, default: int) -> int:

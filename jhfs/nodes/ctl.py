@@ -19,7 +19,7 @@ from fuse import FuseOSError
 
 from jhfs.client import Job, JuliaHubError
 from jhfs.nodes.base import Attrs, Handle, Node
-from jhfs.nodes.context import MountContext, to_ns
+from jhfs.nodes.context import MountContext
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class CtlFile(Node):
         self.job = job
 
     def getattr(self) -> Attrs:
-        mtime = to_ns(self.job.submitted, self.ctx.mounted_at_ns)
+        mtime = self.ctx.submit_time(self.job)
         return self._attrs(stat.S_IFREG | 0o200, 0, mtime)
 
     def open(self, flags: int) -> Handle:

@@ -62,7 +62,7 @@ class JobFileNode(Node):
         self.file = file
 
     def getattr(self) -> Attrs:
-        submitted = to_ns(self.job.submitted, self.ctx.mounted_at_ns)
+        submitted = self.ctx.submit_time(self.job)
         mtime = to_ns(self.file.upload_timestamp, submitted)
         return self._attrs(stat.S_IFREG | 0o444, self.file.size, mtime)
 

@@ -12,7 +12,7 @@ import stat
 
 from jhfs.client import Job
 from jhfs.nodes.base import Attrs, Handle, Node, require_read_only
-from jhfs.nodes.context import MountContext, to_ns
+from jhfs.nodes.context import MountContext
 from jhfs.state.logs import JobLog
 
 
@@ -36,9 +36,8 @@ class LogsFile(Node):
         self.job = job
 
     def getattr(self) -> Attrs:
-        submitted = to_ns(self.job.submitted, self.ctx.mounted_at_ns)
         size = self.ctx.logs.log(self.job.jobname).size
-        return self._attrs(stat.S_IFREG | 0o444, size, to_ns(self.job.ended, submitted))
+        return self._attrs(stat.S_IFREG | 0o444, size, self.ctx.status_time(self.job))
 
     def open(self, flags: int) -> Handle:
         require_read_only(flags)

@@ -13,7 +13,7 @@ from abc import abstractmethod
 
 from jhfs.client import Job
 from jhfs.nodes.base import Attrs, Handle, Node, require_read_only
-from jhfs.nodes.context import MountContext, to_ns
+from jhfs.nodes.context import MountContext
 
 
 class SnapshotHandle(Handle):
@@ -38,13 +38,9 @@ class GeneratedFile(Node):
     @abstractmethod
     def render(self) -> bytes: ...
 
-    def mtime_ns(self) -> int:
-        """Submit time, then end time once the job is done."""
-        submitted = to_ns(self.job.submitted, self.ctx.mounted_at_ns)
-        return to_ns(self.job.ended, submitted)
-
     def getattr(self) -> Attrs:
-        return self._attrs(stat.S_IFREG | 0o444, len(self.render()), self.mtime_ns())
+        size = len(self.render())
+        return self._attrs(stat.S_IFREG | 0o444, size, self.ctx.status_time(self.job))
 
     def open(self, flags: int) -> Handle:
         require_read_only(flags)

@@ -13,7 +13,7 @@ from fuse import FuseOSError
 
 from jhfs.client import Job
 from jhfs.nodes.base import Directory, Node
-from jhfs.nodes.context import MountContext, to_ns
+from jhfs.nodes.context import MountContext
 from jhfs.nodes.ctl import CtlFile
 from jhfs.nodes.jobfile import JobFileNode
 from jhfs.nodes.logs import LogsFile
@@ -70,7 +70,7 @@ class JobDir(Directory):
         self.job = job
 
     def mtime_ns(self) -> int:
-        return to_ns(self.job.submitted, self.ctx.mounted_at_ns)
+        return self.ctx.submit_time(self.job)
 
     def children(self) -> list[str]:
         names = ["status", "info.json", "results", "logs", "files", "ctl"]
@@ -106,7 +106,7 @@ class FilesDir(Directory):
         self.job = job
 
     def mtime_ns(self) -> int:
-        return to_ns(self.job.submitted, self.ctx.mounted_at_ns)
+        return self.ctx.submit_time(self.job)
 
     def children(self) -> list[str]:
         return sorted({f.type for f in self.job.files if is_path_component(f.type)})
@@ -126,7 +126,7 @@ class FileTypeDir(Directory):
         self.file_type = file_type
 
     def mtime_ns(self) -> int:
-        return to_ns(self.job.submitted, self.ctx.mounted_at_ns)
+        return self.ctx.submit_time(self.job)
 
     def children(self) -> list[str]:
         return [
