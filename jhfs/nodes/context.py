@@ -10,6 +10,8 @@ from jhfs.state.files import FileCache
 from jhfs.state.logs import LogStore
 from jhfs.state.registry import JobRegistry
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
 
 @dataclass(frozen=True)
 class MountContext:
@@ -34,4 +36,5 @@ def to_ns(timestamp: dt.datetime | None, default: int) -> int:
     """A timestamp as nanoseconds since the epoch (fusepy's use_ns form)."""
     if timestamp is None:
         return default
-    return int(timestamp.timestamp() * 1_000_000) * 1000
+    # Integer arithmetic: a float of seconds would round the microseconds.
+    return (timestamp - EPOCH) // dt.timedelta(microseconds=1) * 1000
