@@ -164,7 +164,15 @@ def serve_detached(
 
     os.close(ready_read)
     os.setsid()  # no controlling terminal: the shell's hangups and Ctrl-C are not ours
-    code = 0
+    os.chdir("/")  # do not keep the directory jhfs was started in busy
+    parent_waiting = True
+
+    def tell_parent(message: str) -> None:
+        nonlocal parent_waiting
+        if parent_waiting:
+            parent_waiting = False
+            os.write(ready_write, message.encode())
+            os.close(ready_write)
 
     def ready() -> None:
         logger.info("mounted %s; logging to %s", settings.mountpoint, log_file)
@@ -175,17 +183,20 @@ def serve_detached(
         os.dup2(log, 2)
         os.close(null)
         os.close(log)
-        os.write(ready_write, b"ready")
-        os.close(ready_write)
+        tell_parent("ready")
 
+    code = 0
     try:
         serve(make_client(), settings, ready)
     except MountError as exc:
-        os.write(ready_write, str(exc).encode())
+        if parent_waiting:
+            tell_parent(str(exc))
+        else:
+            logger.error("%s", exc)
         code = 1
     except Exception as exc:
         logger.exception("jhfs failed")
-        os.write(ready_write, f"failed: {exc}".encode())
+        tell_parent(f"failed: {exc}")
         code = 1
     sys.stdout.flush()
     sys.stderr.flush()

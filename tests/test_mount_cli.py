@@ -311,3 +311,17 @@ def test_token_from_auth_toml_and_a_refused_token_is_eacces_with_a_hint(
     finally:
         force_unmount(mountpoint)
         process.wait(timeout=30)
+
+
+def test_detached_mount_that_fails_reports_the_childs_error(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    (mountpoint / "something").write_text("libfuse 2 refuses a non-empty mount point\n")
+    result = jhfs("mount", str(mountpoint), "--cache-dir", str(tmp_path / "cache"),
+                  env=jhfs_env(emulator))  # fmt: skip
+    assert result.returncode == 1
+    assert f"jhfs: error: could not mount {mountpoint}" in result.stderr
+    assert not is_mounted(mountpoint)
+    assert mount_processes(mountpoint) == []
