@@ -121,6 +121,17 @@ def test_root_and_jobs(ctx: MountContext) -> None:
     assert (attrs["st_uid"], attrs["st_gid"]) == (1234, 5678)
 
 
+def test_directory_link_counts_count_subdirectories(ctx: MountContext) -> None:
+    links = {
+        "/": 3,
+        "/jobs": 1,  # not counted (that would need the listing)
+        "/jobs/jr-running": 3,
+        "/jobs/jr-running/files": 5,
+        "/jobs/jr-running/files/input": 2,
+    }
+    assert {path: node(ctx, path).getattr()["st_nlink"] for path in links} == links
+
+
 def test_job_directory_entries(ctx: MountContext) -> None:
     running = node(ctx, "/jobs/jr-running").readdir()
     assert sorted(running) == sorted(

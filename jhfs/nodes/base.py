@@ -88,8 +88,12 @@ class Directory(Node):
     @abstractmethod
     def children(self) -> list[str]: ...
 
+    def nlink(self) -> int:
+        """2 + the number of subdirectories (1 where counting would cost a request)."""
+        return 2
+
     def getattr(self) -> Attrs:
-        return self._attrs(stat.S_IFDIR | 0o555, 0, self.mtime_ns(), nlink=2)
+        return self._attrs(stat.S_IFDIR | 0o555, 0, self.mtime_ns(), nlink=self.nlink())
 
     def readdir(self) -> list[str]:
         return self.children()

@@ -43,6 +43,9 @@ class RootDir(Directory):
     def children(self) -> list[str]:
         return ["jobs"]
 
+    def nlink(self) -> int:
+        return 3
+
     def lookup(self, name: str) -> Node:
         if name == "jobs":
             return JobsDir(self.ctx)
@@ -57,6 +60,9 @@ class JobsDir(Directory):
 
     def children(self) -> list[str]:
         return [job.jobname for job in self.ctx.registry.list_jobs()]
+
+    def nlink(self) -> int:
+        return 1  # "not counted": tools like find then look into every entry
 
     def lookup(self, name: str) -> Node:
         return JobDir(self.ctx, self.ctx.registry.get(name))
@@ -77,6 +83,9 @@ class JobDir(Directory):
         if self.job.hostname:
             names.append("hostname")
         return names
+
+    def nlink(self) -> int:
+        return 3  # files/
 
     def lookup(self, name: str) -> Node:
         job, ctx = self.job, self.ctx
@@ -110,6 +119,9 @@ class FilesDir(Directory):
 
     def children(self) -> list[str]:
         return sorted({f.type for f in self.job.files if is_path_component(f.type)})
+
+    def nlink(self) -> int:
+        return 2 + len(self.children())
 
     def lookup(self, name: str) -> Node:
         if name not in self.children():
