@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     mount.add_argument("mountpoint", type=Path, metavar="MOUNTPOINT")
     mount.add_argument(
         "--server",
+        metavar="URL",
         help="JuliaHub URL (default: $JULIAHUB_SERVER, else $JULIA_PKG_SERVER); the token "
         "comes from $JULIAHUB_TOKEN or the server's auth.toml",
     )
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     mount.add_argument(
         "--cache-dir",
         type=Path,
+        metavar="DIR",
         help="where downloads and finished logs are kept (default: $XDG_CACHE_HOME/jhfs, "
         "i.e. ~/.cache/jhfs), one subdirectory per server",
     )
