@@ -117,7 +117,7 @@ class JobLog:
             if (
                 self._loaded
                 and self._last_sync is not None
-                and self._store.clock() - self._last_sync < self._store.follow_interval
+                and self._store.clock() - self._last_sync < self._store.follow_interval_active
             ):
                 return
         self._flight.do(_SYNC, self._sync)
@@ -191,6 +191,7 @@ class JobLog:
         store = self._store
         me = threading.current_thread()
         failures = 0
+        delay = store.follow_interval_active
         try:
             while not store.closed:
                 with self._lock:
@@ -198,8 +199,16 @@ class JobLog:
                         self._follower = None
                         return
                 try:
+                    added = self._flight.do(_SYNC, self._sync)
+                    # Quick while lines keep coming, backing off to about once a
+                    # second while the job is quiet.
+                    delay = (
+                        store.follow_interval_active
+                        if added
+                        else min(delay * 2, store.follow_interval)
+                    )
                     if (
-                        self._flight.do(_SYNC, self._sync) == 0
+                        added == 0
                         and self._job_done()
                         # Asked after the job was seen done: this has its last lines.
                         and self._flight.do(_SYNC, self._sync) == 0
@@ -219,7 +228,7 @@ class JobLog:
                 except OSError:
                     logger.exception("following the log of %s failed", self.jobname)
                     return
-                store.stopping.wait(store.follow_interval)
+                store.stopping.wait(delay)
         finally:
             with self._lock:
                 if self._follower is me:
@@ -347,7 +356,8 @@ class JobLog:
 
 
 class LogStore:
-    """All jobs' logs; background following, about once a second, only for watched running jobs."""
+    """All jobs' logs; background following, about once a second (4/s while a log grows),
+    only for watched running jobs."""
 
     def __init__(
         self,
@@ -355,15 +365,19 @@ class LogStore:
         registry: JobRegistry,
         cache_dir: Path,
         *,
-        follow_interval: float = 0.5,
+        follow_interval: float = 1.0,
+        follow_interval_active: float = 0.25,
         watch_window: float = 60.0,
         page_size: int = LOG_PAGE_CAP,
     ) -> None:
         self.client = client
         self.registry = registry
-        # Half a second: tail -f on FUSE polls once a second itself, and the two
-        # delays add up; 1 s here would put a new line's p95 latency near 1.7 s.
+        # A quiet log is asked about once a second; one that is growing every
+        # quarter second, because tail -f on FUSE adds its own 1 s polling (and
+        # the kernel's attribute cache) on top: a 1 s poll here would put a new
+        # line's p95 latency past 2 s.
         self.follow_interval = follow_interval
+        self.follow_interval_active = follow_interval_active
         self.watch_window = watch_window
         self.page_size = page_size
         self.clock = time.monotonic
