@@ -119,7 +119,11 @@ class SyntheticLines:
 
 
 class SyntheticLog(JobLog):
-    """A finished job's log of `count` deterministic lines, generated on demand."""
+    """A finished job's log of `count` deterministic lines, generated on demand.
+
+    Line n reads `line {n:07d} of {jobname}: step {n} loss={1/n:.6f}` (a stable
+    format: other tests rebuild it) and is stamped `first_ms + (n-1) * spacing_ms`.
+    """
 
     def __init__(self, jobname: str, lines: SyntheticLines) -> None:
         super().__init__(jobname, 27)
@@ -134,5 +138,5 @@ class SyntheticLog(JobLog):
         if not 1 <= number <= self._spec.count:
             raise IndexError(number)
         ms = self._spec.first_ms + (number - 1) * self._spec.spacing_ms
-        text = f"line {number:07d} of {self._jobname}: step {number} done"
+        text = f"line {number:07d} of {self._jobname}: step {number} loss={1.0 / number:.6f}"
         return ms, text, False
