@@ -45,6 +45,7 @@ class CommonFields:
     hex_hashes: bool
     ms_timestamps: bool
     proxy_link: str | None
+    expose: int | None
 
 
 def _common(spec: dict[str, Any]) -> CommonFields:
@@ -69,6 +70,7 @@ def _common(spec: dict[str, Any]) -> CommonFields:
         bool(spec.get("hex_hashes", False)),
         bool(spec.get("ms_timestamps", False)),
         proxy_link,
+        expose,
     )
 
 
@@ -95,17 +97,12 @@ class JobStore:
     def latest(self, limit: int) -> list[Job]:
         return self._order[: -limit - 1 : -1] if limit > 0 else []
 
-    def __len__(self) -> int:
-        return len(self._order)
-
-    def _add(
-        self, common: CommonFields, log_for: Callable[[str], JobLog], expose: int | None
-    ) -> Job:
+    def _add(self, common: CommonFields, log_for: Callable[[str], JobLog]) -> Job:
         jobname = new_jobname()
         while jobname in self._jobs:
             jobname = new_jobname()
         proxy_link = common.proxy_link
-        if proxy_link is None and expose is not None:
+        if proxy_link is None and common.expose is not None:
             proxy_link = f"https://{jobname}.{PROXY_DOMAIN}/"
         job = Job(
             id=self._next_id,
@@ -169,7 +166,10 @@ class JobStore:
         if not isinstance(start_delay, int | float) or start_delay < 0:
             raise SpecError("start_delay must be a number of seconds >= 0")
         files = await self._files(spec.get("files"), now_ms())
-        job = self._add(common, LiveLog, spec.get("expose"))
+        for entry in files:
+            if Path(entry.name).is_absolute() or ".." in Path(entry.name).parts:
+                raise SpecError(f"input file {entry.name!r} would land outside the work dir")
+        job = self._add(common, LiveLog)
         job.timelimit_hours = None if timelimit is None else float(timelimit)
         job.files = files
         work_dir = self.runner.job_dir(job.jobname) / "work"
@@ -177,7 +177,9 @@ class JobStore:
         job.work_dir = work_dir
         for entry in files:
             if entry.path is not None:
-                (work_dir / entry.name).write_bytes(entry.path.read_bytes())
+                target = work_dir / entry.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(entry.path.read_bytes())
         self.runner.start(job, command, float(start_delay))
         return job
 
@@ -198,7 +200,7 @@ class JobStore:
             def synthetic(jobname: str) -> SyntheticLog:
                 return SyntheticLog(jobname, SyntheticLines(log_lines, start + 500))
 
-            job = self._add(common, synthetic, spec.get("expose"))
+            job = self._add(common, synthetic)
             job.status = status
             job.outputs = outputs
             job.files = [

@@ -225,3 +225,19 @@ def test_result_is_served_as_is_whatever_lies_beside_it(emulator: Emulator) -> N
         headers={**emulator.headers, "Accept-Encoding": "gzip"}, timeout=10,
     )  # fmt: skip
     assert response.content == b"plain\n" and "Content-Encoding" not in response.headers
+
+
+def test_input_file_names_stay_inside_the_work_dir(emulator: Emulator) -> None:
+    content = base64.b64encode(b"x").decode()
+    for name in ("../escape.txt", "/tmp/escape.txt"):
+        files = [{"type": "input", "name": name, "content": content}]
+        response = requests.post(
+            f"{emulator.url}/_emulator/jobs", headers=emulator.headers, timeout=10,
+            json={"command": "true", "files": files},
+        )  # fmt: skip
+        assert response.status_code == 400, name
+    nested = emulator.submit(
+        "cat data/in.txt", files=[{"type": "input", "name": "data/in.txt", "content": content}]
+    )
+    wait_done(emulator, nested, "Completed")
+    assert all_lines(emulator, nested) == ["x"]
