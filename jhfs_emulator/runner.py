@@ -136,7 +136,11 @@ class JobRunner:
             reader.cancel()
         watchdog.cancel()
         del self._processes[job.jobname]
-        await self._publish_results(job, work_dir, results_path)
+        try:
+            await self._publish_results(job, work_dir, results_path)
+        except (OSError, tarfile.TarError) as error:
+            logger.warning("%s: publishing its results failed: %s", job.jobname, error)
+            job.log.append(now_ms(), f"uploading the results failed: {error}", True)
         if job.stop_reason is not None:
             status = "Stopped"
         else:
