@@ -12,7 +12,7 @@ import pytest
 from conftest import Emulator, wait_for
 
 from jhfs.client import JuliaHubClient, TokenSource
-from jhfs.state.logs import JobLog, LogStore
+from jhfs.state.logs import JobLog, LogStore, _file_name
 from jhfs.state.registry import JobRegistry
 
 
@@ -178,3 +178,28 @@ def test_close_stops_followers(emulator: Emulator, client: JuliaHubClient, tmp_p
         assert log_requests(emulator) == before
     finally:
         client.kill_job(jobname)
+
+
+def test_running_backlog_longer_than_a_page_is_fetched_in_order(
+    emulator: Emulator, client: JuliaHubClient, tmp_path: Path
+) -> None:
+    jobname = emulator.create_finished(status="Running", log_lines=15_000)
+    store = LogStore(client, JobRegistry(client), tmp_path)
+    log = store.log(jobname)
+    before = log_requests(emulator)
+    log.load()
+    assert log_requests(emulator) == before + 2  # the newest 10,000, then the rest + top
+    assert not log.complete
+    lines = read_all(log).decode().splitlines()
+    assert lines == [synthetic_line(jobname, n) for n in range(1, 15_001)]
+    assert not (tmp_path / "logs" / f"{jobname}.log").exists()  # not final: never reused
+    assert len(os.listdir(tmp_path / "tmp")) == 1  # the growing file, no chunks
+    store.close()
+    assert os.listdir(tmp_path / "tmp") == []  # a later mount could not resume it
+
+
+def test_log_file_names_stay_inside_the_logs_directory() -> None:
+    for jobname in ("../../etc/passwd", ".hidden", "a/b", "jr-ok"):
+        name = _file_name(jobname)
+        assert "/" not in name and not name.startswith(".")
+    assert _file_name("jr-eezd3arpcj") == "jr-eezd3arpcj.log"

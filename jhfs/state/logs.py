@@ -344,6 +344,14 @@ class JobLog:
             if len(page.messages) < store.page_size:
                 return count  # caught up; a full page means more are waiting
 
+    def _discard_partial(self) -> None:
+        """Delete the growing file of an unfinished log (no later mount can resume it)."""
+        with self._lock:
+            if self._complete or self._follower is not None or self._path is None:
+                return
+            path, self._path, self._size, self._loaded = self._path, None, 0, False
+        path.unlink(missing_ok=True)
+
     def _finish(self) -> None:
         """The bottom was seen: move the file to its final name for this and later mounts."""
         with self._lock:
@@ -403,7 +411,8 @@ class LogStore:
             return self._logs.setdefault(jobname, created)
 
     def close(self, timeout: float = 2.0) -> None:
-        """Stop background followers (waits up to `timeout` for a fetch in progress)."""
+        """Stop background followers (waits up to `timeout` for a fetch in progress)
+        and delete the partial logs of running jobs."""
         self.stopping.set()
         with self._lock:
             logs = list(self._logs.values())
@@ -412,3 +421,5 @@ class LogStore:
             follower = log._follower
             if follower is not None:
                 follower.join(max(0.0, deadline - time.monotonic()))
+        for log in logs:
+            log._discard_partial()
