@@ -258,7 +258,7 @@ class JobLog:
         store = self._store
         started = store.clock()
         chunks: list[tuple[Path, int]] = []  # newest first
-        count = 0
+        count, pages = 0, 1
         try:
             page = store.client.log_page(self.jobname, nentries=store.page_size)
             newest = page.messages[-1] if page.messages else None
@@ -276,6 +276,7 @@ class JobLog:
                     break
                 oldest = messages[0]
                 page = store.client.log_page(self.jobname, before=oldest, nentries=store.page_size)
+                pages += 1
                 messages = _without(page.messages, oldest)
             path, size = self._join(chunks)
         finally:
@@ -287,7 +288,7 @@ class JobLog:
             self._loaded, self._last_sync = True, started
         if old_path is not None and old_path != path:
             old_path.unlink(missing_ok=True)  # an earlier empty backlog
-        logger.debug("%s: fetched %d log messages in %d pages", self.jobname, count, len(chunks))
+        logger.debug("%s: fetched %d log messages in %d pages", self.jobname, count, pages)
         if has_bottom:
             self._finish()
         return count

@@ -104,7 +104,7 @@ class JobRegistry:
                     self._lookups[name] = (job, self._listing_at or started)
             self._listing, self._listed, self._listing_at = jobs, listed, started
             for name in [name for name in self._missing if name in listed]:
-                del self._missing[name]  # created since it was looked up
+                self._missing.pop(name, None)  # created since it was looked up
 
     # -- single jobs ---------------------------------------------------------
 
