@@ -67,8 +67,18 @@ def wait_for(
 
 def start_emulator(data_dir: Path, *extra: str, token: str = TOKEN) -> Emulator:
     process = subprocess.Popen(
-        [sys.executable, "-m", "jhfs_emulator", "--port", "0", "--token", token,
-         "--data-dir", str(data_dir), *extra],
+        [
+            sys.executable,
+            "-m",
+            "jhfs_emulator",
+            "--port",
+            "0",
+            "--token",
+            token,
+            "--data-dir",
+            str(data_dir),
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -79,7 +89,7 @@ def start_emulator(data_dir: Path, *extra: str, token: str = TOKEN) -> Emulator:
     if not first.startswith(prefix):
         process.kill()
         raise RuntimeError(f"emulator did not start: {first!r}")
-    return Emulator(first[len(prefix):], token, data_dir, process)
+    return Emulator(first[len(prefix) :], token, data_dir, process)
 
 
 def stop_emulator(emulator: Emulator) -> None:
