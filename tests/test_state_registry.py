@@ -189,3 +189,19 @@ def test_refresh_fetches_at_once(emulator: Emulator, client: JuliaHubClient) -> 
     assert registry.get(name).status == "Running"
     wait_for(lambda: registry.refresh(name).status == "Stopped", what="job stopped")
     assert registry.get(name).status == "Stopped"
+
+
+def test_finished_job_pushed_out_of_the_listing_stays_known(
+    fresh_emulator: Emulator,
+) -> None:
+    client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token))
+    clock = FakeClock()
+    registry = JobRegistry(client, jobs_limit=1, clock=clock)
+    older = fresh_emulator.create_finished(status="Completed")
+    assert registry.names() == [older]
+    newer = fresh_emulator.create_finished(status="Completed")
+    clock.advance(2.1)
+    assert registry.names() == [newer]
+    assert registry.get(older).jobname == older
+    assert fresh_emulator.stats()["requests"].get("job", 0) == 0
+    client.close()
