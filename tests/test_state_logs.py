@@ -203,3 +203,16 @@ def test_log_file_names_stay_inside_the_logs_directory() -> None:
         name = _file_name(jobname)
         assert "/" not in name and not name.startswith(".")
     assert _file_name("jr-eezd3arpcj") == "jr-eezd3arpcj.log"
+
+
+def test_log_empty_at_first_fills_in_when_the_job_prints(
+    emulator: Emulator, store: LogStore
+) -> None:
+    jobname = emulator.submit("sleep 2; echo first; echo second")
+    log = store.log(jobname)
+    log.load()
+    assert log.size == 0 and not log.complete
+    log.open()
+    wait_for(lambda: log.complete, timeout=30, what="the log to be complete")
+    assert read_all(log) == b"first\nsecond\n"
+    log.release()
