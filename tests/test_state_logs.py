@@ -7,11 +7,12 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Emulator, wait_for
 
-from jhfs.client import JuliaHubClient, TokenSource
+from jhfs.client import JuliaHubClient, LogPage, ServerError, TokenSource
 from jhfs.state.logs import JobLog, LogStore, _file_name
 from jhfs.state.registry import JobRegistry
 
@@ -216,3 +217,35 @@ def test_log_empty_at_first_fills_in_when_the_job_prints(
     wait_for(lambda: log.complete, timeout=30, what="the log to be complete")
     assert read_all(log) == b"first\nsecond\n"
     log.release()
+
+
+def test_failed_backlog_leaves_nothing_and_the_next_load_starts_over(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    class FaultAfterFirstPage(JuliaHubClient):
+        """Arms a real server fault once the first page has arrived."""
+
+        pages = 0
+
+        def log_page(self, jobname: str, **kwargs: Any) -> LogPage:
+            page = super().log_page(jobname, **kwargs)
+            FaultAfterFirstPage.pages += 1
+            if FaultAfterFirstPage.pages == 1:
+                fresh_emulator.fault(endpoint="get_logs", mode="status", status=500)
+            return page
+
+    client = FaultAfterFirstPage(fresh_emulator.url, TokenSource(token=fresh_emulator.token))
+    jobname = fresh_emulator.create_finished(status="Completed", log_lines=25_000)
+    store = LogStore(client, JobRegistry(client), tmp_path / "cache")
+    log = store.log(jobname)
+    with pytest.raises(ServerError):
+        log.load()  # the newest page arrived, the next one failed
+    assert log.size == 0 and not log.complete
+    assert os.listdir(tmp_path / "cache" / "tmp") == []
+    assert os.listdir(tmp_path / "cache" / "logs") == []
+    log.load()
+    assert log.complete
+    assert read_all(log).count(b"\n") == 25_000
+    assert fresh_emulator.stats()["requests"]["get_logs"] == 2 + 3
+    store.close()
+    client.close()
