@@ -52,7 +52,8 @@ def test_fetch_downloads_once_verifies_and_reuses(
 ) -> None:
     content = b"some result bytes\n" * 1000
     file = result_job(emulator, client, content=base64.b64encode(content).decode())
-    cache = FileCache(client, tmp_path)
+    cache_dir = tmp_path / "cache" / "server"
+    cache = FileCache(client, cache_dir)
     assert cache.cached(file) is None
     before = downloads(emulator)
 
@@ -60,13 +61,14 @@ def test_fetch_downloads_once_verifies_and_reuses(
     assert path.read_bytes() == content
     assert path.name == hashlib.sha256(content).hexdigest()
     assert mode(path) == 0o600
-    assert mode(tmp_path / "blobs") == 0o700 and mode(tmp_path / "tmp") == 0o700
+    for directory in (cache_dir, cache_dir / "blobs", cache_dir / "tmp"):
+        assert mode(directory) == 0o700
     assert cache.fetch(file) == path
     assert cache.cached(file) == path
     # A later mount of the same cache directory finds it too.
-    assert FileCache(client, tmp_path).fetch(file) == path
+    assert FileCache(client, cache_dir).fetch(file) == path
     assert downloads(emulator) == before + 1
-    assert os.listdir(tmp_path / "tmp") == []
+    assert os.listdir(cache_dir / "tmp") == []
 
 
 def test_corrupt_download_is_integrity_error_and_retry_succeeds(

@@ -19,7 +19,8 @@ logger = logging.getLogger(__name__)
 
 
 def private_dir(path: Path) -> Path:
-    """Create `path` (and parents) if needed, mode 0700 whatever the umask."""
+    """Create `path` if needed, mode 0700 whatever the umask (missing parents get
+    the usual permissions: they are not ours)."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     if path.stat().st_mode & 0o077:
         path.chmod(0o700)

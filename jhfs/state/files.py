@@ -179,7 +179,7 @@ class FileCache:
 
     def __init__(self, client: JuliaHubClient, cache_dir: Path) -> None:
         self._client = client
-        self._blobs = private_dir(cache_dir / "blobs")
+        self._blobs = private_dir(private_dir(cache_dir) / "blobs")
         self._tmp = private_dir(cache_dir / "tmp")
         clean_stale_temp(self._tmp)
         self._flight: SingleFlight[str, Path] = SingleFlight()

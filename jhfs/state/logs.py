@@ -390,7 +390,7 @@ class LogStore:
         self.watch_window = watch_window
         self.page_size = page_size
         self.clock = time.monotonic
-        self.logs_dir = private_dir(cache_dir / "logs")
+        self.logs_dir = private_dir(private_dir(cache_dir) / "logs")
         self.tmp_dir = private_dir(cache_dir / "tmp")
         clean_stale_temp(self.tmp_dir)
         self.stopping = threading.Event()
