@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -44,7 +44,7 @@ class SingleFlight(Generic[K, V]):
             call.done.wait()
             if call.error is not None:
                 raise call.error
-            return call.value  # type: ignore[return-value]  # set whenever error is None
+            return cast(V, call.value)  # set whenever error is None
         try:
             call.value = fn()
             return call.value
