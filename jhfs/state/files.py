@@ -213,6 +213,7 @@ class FileCache:
         if path.exists():  # finished by a flight that ended just before this one began
             return path
         expected = file.hash.digest
+        logger.debug("%s: downloading %d bytes", _describe(file), file.size)
         fd, tmp_path = temp_file(self._tmp, ".part")
         try:
             writer = _HashingWriter(fd)
