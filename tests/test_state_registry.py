@@ -205,3 +205,16 @@ def test_finished_job_pushed_out_of_the_listing_stays_known(
     assert registry.get(older).jobname == older
     assert fresh_emulator.stats()["requests"].get("job", 0) == 0
     client.close()
+
+
+def test_refresh_of_an_unknown_name_is_remembered_as_missing(
+    emulator: Emulator, client: JuliaHubClient
+) -> None:
+    registry = JobRegistry(client)
+    before = requests_to(emulator, "job")
+    with pytest.raises(NotFoundError):
+        registry.refresh("jr-neverexisted")
+    with pytest.raises(NotFoundError):
+        registry.get("jr-neverexisted")
+    assert registry.cached("jr-neverexisted") is None
+    assert requests_to(emulator, "job") == before + 1
