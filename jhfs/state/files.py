@@ -14,12 +14,15 @@ import os
 import queue
 import threading
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from jhfs.client import JobFile, JuliaHubClient
 from jhfs.state.cachedir import clean_stale_temp, private_dir, temp_file
 from jhfs.state.errors import FileNotReadyError, IntegrityError
 from jhfs.state.flight import SingleFlight
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +124,7 @@ class _HashingWriter(io.RawIOBase):
             self._in_order = False
         return size
 
-    def write(self, data: bytes | bytearray | memoryview, /) -> int:  # type: ignore[override]
+    def write(self, data: ReadableBuffer, /) -> int:
         # Keep a reference to immutable bytes for the hasher; copy only buffers
         # the caller might reuse.
         chunk = data if isinstance(data, bytes) else bytes(data)
