@@ -321,6 +321,16 @@ def test_job_lists_and_details() -> None:
         parse_jobs({"jobs": []})
 
 
+def test_a_malformed_job_is_left_out_of_the_list_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    listing = [job_object(jobname="jr-a"), job_object(jobname="jr-bad", status="completed")]
+    for _ in range(3):
+        assert [j.jobname for j in parse_jobs(listing)] == ["jr-a"]
+    warnings = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert len(warnings) == 1 and "jr-bad" in warnings[0]
+
+
 # --- logs ------------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import json
 import logging
 import re
@@ -360,10 +361,27 @@ def parse_job(obj: Any) -> Job:
 
 
 def parse_jobs(obj: Any) -> list[Job]:
-    """The get_jobs answer: a JSON array of job objects."""
+    """The get_jobs answer: a JSON array of job objects.
+
+    A malformed entry is left out with a warning instead of failing the whole
+    list: one bad job must not hide all the others (looking that job up by
+    name still fails with its ServerError).
+    """
     if not isinstance(obj, list):
         raise ServerError(f"malformed answer from the server: the job list is {_describe(obj)}")
-    return [parse_job(entry) for entry in obj]
+    jobs = []
+    for entry in obj:
+        try:
+            jobs.append(parse_job(entry))
+        except ServerError as exc:
+            _warn_once(f"left out of the job list: {exc}")
+    return jobs
+
+
+@functools.lru_cache(maxsize=256)
+def _warn_once(message: str) -> None:
+    """Log a message once (while it is among the last 256): listings repeat every few seconds."""
+    logger.warning("%s", message)
 
 
 def parse_job_details(obj: Any, jobname: str) -> Job | None:
