@@ -218,3 +218,21 @@ def test_refresh_of_an_unknown_name_is_remembered_as_missing(
         registry.get("jr-neverexisted")
     assert registry.cached("jr-neverexisted") is None
     assert requests_to(emulator, "job") == before + 1
+
+
+def test_listing_may_be_kept_longer_than_the_copies_of_running_jobs(
+    emulator: Emulator, client: JuliaHubClient
+) -> None:
+    running = emulator.create_finished(status="Running")
+    clock = FakeClock()
+    registry = JobRegistry(client, jobs_limit=50, ttl=1.5, listing_ttl=2.0, clock=clock)
+    listings, lookups = requests_to(emulator, "get_jobs"), requests_to(emulator, "job")
+    registry.list_jobs()
+    clock.advance(1.7)
+    assert running in registry.names()
+    assert requests_to(emulator, "get_jobs") == listings + 1  # the listing is still fresh
+    assert registry.get(running).status == "Running"
+    assert requests_to(emulator, "job") == lookups + 1  # its running job is not
+    clock.advance(0.4)
+    registry.list_jobs()
+    assert requests_to(emulator, "get_jobs") == listings + 2

@@ -28,7 +28,8 @@ class JobRegistry:
     """Jobs by name, as fresh as the filesystem promises, with as few requests as possible.
 
     - list_jobs(): one get_jobs call (limit=jobs_limit), reused for up to
-      `ttl` seconds; every job in it also answers get() without a request.
+      `listing_ttl` seconds (default `ttl`); every job in it also answers
+      get() without a request while it is fresh enough for get().
     - get(name): finished jobs are cached for the life of the mount (they never
       change); a running job's copy is at most `ttl` seconds old. A job not in
       the listing is looked up with client.job(); unknown names raise
@@ -44,6 +45,7 @@ class JobRegistry:
         *,
         jobs_limit: int = 1000,
         ttl: float = 2.0,
+        listing_ttl: float | None = None,
         negative_ttl: float = 10.0,
         negative_max: int = 1024,
         lookups_max: int = 4096,
@@ -52,6 +54,7 @@ class JobRegistry:
         self._client = client
         self._jobs_limit = jobs_limit
         self._ttl = ttl
+        self._listing_ttl = ttl if listing_ttl is None else listing_ttl
         self._clock = clock
         self._lock = threading.Lock()  # guards everything below; never held across HTTP
         # The latest listing, in the server's order, and when its request started.
@@ -84,7 +87,7 @@ class JobRegistry:
         return [job.jobname for job in self.list_jobs()]
 
     def _listing_fresh(self) -> bool:
-        return self._listing_at is not None and self._clock() - self._listing_at < self._ttl
+        return self._listing_at is not None and self._clock() - self._listing_at < self._listing_ttl
 
     def _fetch_listing(self) -> None:
         with self._lock:
