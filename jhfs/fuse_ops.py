@@ -3,10 +3,19 @@
 It is thin on purpose: what a path means lives in jhfs.nodes, what an error
 means in jhfs.errno_map. Runs with raw_fi=True so that open can choose direct
 I/O or page caching per file.
+
+Every operation is a round trip kernel -> libfuse thread -> Python (tens of
+microseconds), so there are few and each is short: extended attributes outside
+user.jhfs. are answered without looking the path up (and other namespaces as
+not supported, which `ls -l` remembers), a node's deliberate FuseOSError
+passes straight through, reads go from the open handle into libfuse's buffer
+(`JhfsFUSE`), and each libfuse thread keeps its Python thread state
+(`keep_thread_state`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import itertools
 import os
@@ -14,10 +23,49 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from fuse import FuseOSError, Operations
+from fuse import FUSE, FuseOSError, Operations
 
 from jhfs.errno_map import fuse_error
-from jhfs.nodes import Attrs, Handle, Node, resolve
+from jhfs.nodes import XATTR_NAMESPACE, Attrs, Handle, Node, resolve
+
+# ctypes runs a callback from a thread Python did not start (all of libfuse's)
+# with a thread state made for that one call and destroyed after it, which
+# costs about a fifth of a trivial operation. Keeping it alive for the thread
+# takes one extra PyGILState_Ensure, never released. libfuse 2 ends a worker
+# thread once more than 10 are idle, and the thread state of an ended thread
+# stays allocated (about 20 KB), so only this many threads keep theirs:
+# enough for every thread of a steady load, bounded after bursts.
+KEPT_THREAD_STATES = 32
+_kept = threading.local()
+_kept_count = itertools.count()
+
+
+def keep_thread_state() -> None:
+    """Let the calling libfuse thread keep its Python thread state across callbacks."""
+    if getattr(_kept, "state", False):
+        return
+    if next(_kept_count) < KEPT_THREAD_STATES:
+        ctypes.pythonapi.PyGILState_Ensure()
+        _kept.state = True
+
+
+class JhfsFUSE(FUSE):  # type: ignore[misc]  # fusepy is untyped
+    """fusepy's FUSE, with reads written straight into libfuse's buffer.
+
+    fusepy's read returns bytes that it then copies into the buffer; here the
+    operation gets the buffer itself, as a memoryview, and returns the count.
+    """
+
+    def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
+        view = (ctypes.c_char * size).from_address(ctypes.addressof(buf.contents))
+        result: int = self.operations(
+            "read",
+            self._decode_optional_path(path),
+            memoryview(view).cast("B"),
+            offset,
+            fip.contents,
+        )
+        return result
 
 
 class JhfsOperations(Operations):  # type: ignore[misc]  # fusepy is untyped
@@ -32,11 +80,15 @@ class JhfsOperations(Operations):  # type: ignore[misc]  # fusepy is untyped
         self._handles_lock = threading.Lock()
 
     def __call__(self, op: str, *args: Any) -> Any:
+        keep_thread_state()
         try:
-            return super().__call__(op, *args)
+            return getattr(self, op)(*args)
+        except FuseOSError as exc:
+            if isinstance(exc.errno, int):
+                raise  # a node's deliberate errno (ENOENT for a name...): already right
+            raise fuse_error(exc, op, _path_of(args)) from None
         except Exception as exc:
-            path = args[0] if args and isinstance(args[0], str) else "?"
-            raise fuse_error(exc, op, path) from None
+            raise fuse_error(exc, op, _path_of(args)) from None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -53,6 +105,13 @@ class JhfsOperations(Operations):  # type: ignore[misc]  # fusepy is untyped
         return [".", "..", *resolve(self.root, path).readdir()]
 
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        if not name.startswith(XATTR_NAMESPACE):
+            # No node has any other attribute, so the path need not be looked
+            # up. Namespaces other than user. are not supported at all
+            # (ENOTSUP): `ls -l` asks for security.selinux and
+            # system.posix_acl_* of every entry (the kernel caches neither
+            # answer) until a file system says so, then stops asking.
+            raise FuseOSError(errno.ENODATA if name.startswith("user.") else errno.ENOTSUP)
         return resolve(self.root, path).getxattr(name)
 
     def listxattr(self, path: str) -> list[str]:
@@ -84,8 +143,9 @@ class JhfsOperations(Operations):  # type: ignore[misc]  # fusepy is untyped
         fi.keep_cache = handle.keep_cache
         return 0
 
-    def read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
-        return self._handle(fi).read(size, offset)
+    def read(self, path: str | None, buf: memoryview, offset: int, fi: Any) -> int:
+        """Fill `buf` from the open file at `offset` (called by JhfsFUSE); the count read."""
+        return self._handle(fi).readinto(buf, offset)
 
     def write(self, path: str, data: bytes, offset: int, fi: Any) -> int:
         return self._handle(fi).write(data, offset)
@@ -101,11 +161,19 @@ class JhfsOperations(Operations):  # type: ignore[misc]  # fusepy is untyped
         resolve(self.root, path).truncate(length)
 
     def _handle(self, fi: Any) -> Handle:
-        with self._handles_lock:
-            handle = self._handles.get(fi.fh)
+        # No lock: one dict lookup is atomic, and a handle is only removed by
+        # release, after the kernel's last read of it.
+        handle = self._handles.get(fi.fh)
         if handle is None:
             raise FuseOSError(errno.EBADF)
         return handle
+
+    # -- what libfuse does as well without a trip into Python -----------------
+
+    # fusepy registers whatever the class has; None leaves an operation to
+    # libfuse: opening a directory succeeds, flush is not needed (ENOSYS, and
+    # the kernel stops sending it).
+    opendir = releasedir = flush = None
 
     # -- everything else is read-only --------------------------------------
 
@@ -114,3 +182,7 @@ class JhfsOperations(Operations):  # type: ignore[misc]  # fusepy is untyped
 
     create = mkdir = mknod = unlink = rmdir = rename = link = symlink = _read_only
     chmod = chown = utimens = setxattr = removexattr = _read_only
+
+
+def _path_of(args: tuple[Any, ...]) -> str:
+    return args[0] if args and isinstance(args[0], str) else "?"

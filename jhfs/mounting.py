@@ -20,15 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from fuse import FUSE
-
 from jhfs.client import (
     AuthenticationError,
     JuliaHubClient,
     JuliaHubError,
     ServerUnreachableError,
 )
-from jhfs.fuse_ops import JhfsOperations
+from jhfs.fuse_ops import JhfsFUSE, JhfsOperations
 from jhfs.nodes import MountContext, RootDir
 from jhfs.state.files import FileCache
 from jhfs.state.logs import LogStore
@@ -36,13 +34,24 @@ from jhfs.state.registry import JobRegistry
 
 logger = logging.getLogger(__name__)
 
-# The kernel may reuse what it was told for this long. Running jobs must look
-# at most 2 s old, and libfuse 2 has one timeout for all paths; finished jobs'
-# pages are kept across opens per file instead (keep_cache). `tail -f` polls
-# fstat once a second, so a stale st_size of logs adds directly to the delay
-# of a new line: 0.5 s measured p50 0.7-1.0 s / p95 1.2-1.5 s with
-# `scripts/bench --quick`, against 1.3 s / 2.0 s for 1 s.
-KERNEL_TIMEOUT = 0.5
+# What a running job shows is at most this old: the listing (readdir, which
+# the kernel never caches) and a job's files, whose attributes the kernel may
+# reuse for KERNEL_TIMEOUT after the registry's copy was read; so that copy
+# may be at most FRESHNESS - KERNEL_TIMEOUT old. Content that changes is read
+# with direct I/O, never cut at a stale size.
+FRESHNESS = 2.0
+# libfuse 2 has one attr/entry timeout for all paths (finished jobs' pages are
+# kept across opens per file instead, with keep_cache). Measured with
+# `scripts/bench` (10,000 jobs; `tail -f` of a line every 100 ms):
+# - 0.8 s: `ls -l jobs/` again right after the first one is answered by the
+#   kernel (0.05 s instead of 0.42 s: 10,000 lookups); `tail -f` polls fstat
+#   once a second, so each poll still sees the current size (p50 0.66 s,
+#   p95 1.12 s), as with 0.5 s.
+# - 1.0 s and more: a poll may see the size of one second earlier (p50 1.18 s,
+#   p95 2.06 s).
+# - 0: with default_permissions every path walk asks for the attributes of
+#   each directory on the way: more round trips for everything.
+KERNEL_TIMEOUT = 0.8
 
 
 class MountError(Exception):
@@ -109,7 +118,12 @@ def check_server(client: JuliaHubClient) -> str:
 def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[], None]) -> None:
     """Mount and serve until unmounted; `on_ready` runs once the mount is usable."""
     os.umask(0o077)  # cached logs and blobs are the user's alone
-    registry = JobRegistry(client, jobs_limit=settings.jobs_limit)
+    registry = JobRegistry(
+        client,
+        jobs_limit=settings.jobs_limit,
+        ttl=FRESHNESS - KERNEL_TIMEOUT,
+        listing_ttl=FRESHNESS,
+    )
     logs = LogStore(client, registry, settings.cache_dir)
     ctx = MountContext(
         client=client,
@@ -132,7 +146,7 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         **settings.fuse_options,
     }
     try:
-        FUSE(operations, str(settings.mountpoint), foreground=True, raw_fi=True, **options)
+        JhfsFUSE(operations, str(settings.mountpoint), foreground=True, raw_fi=True, **options)
     except RuntimeError as exc:  # fuse_main failed; libfuse printed why on stderr
         raise MountError(f"could not mount {settings.mountpoint} (libfuse error {exc})") from None
     finally:

@@ -148,6 +148,19 @@ def test_getfattr_shows_hash_type_and_upload_time(
     assert raised.value.errno == errno.ENODATA
 
 
+def test_only_the_user_xattr_namespace_is_supported(mnt: Mount, finished: str) -> None:
+    # ENOTSUP (not ENODATA) for security.* and system.*: `ls -l` then stops
+    # asking for them, instead of three round trips per entry.
+    for path in (mnt.jobs, mnt.job(finished), mnt.job(finished) / "files" / "result" / "out.bin"):
+        for name in ("security.selinux", "system.posix_acl_access", "trusted.x"):
+            with pytest.raises(OSError) as raised:
+                os.getxattr(path, name)
+            assert raised.value.errno == errno.ENOTSUP, (path, name)
+        with pytest.raises(OSError) as raised:
+            os.getxattr(path, "user.other")
+        assert raised.value.errno == errno.ENODATA
+
+
 def test_df_answers(mnt: Mount) -> None:
     result = sh(f"df {mnt.path}")
     assert result.returncode == 0, result.stderr

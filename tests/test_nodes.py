@@ -61,11 +61,16 @@ class Registry:
     def __init__(self, *jobs: Job) -> None:
         self.jobs = {job.jobname: job for job in jobs}
         self.refreshed: list[str] = []
+        self.fetched: list[str] = []  # get() calls: a fresh copy wanted
 
     def list_jobs(self) -> list[Job]:
         return list(self.jobs.values())
 
+    def cached(self, jobname: str) -> Job | None:
+        return self.jobs.get(jobname)
+
     def get(self, jobname: str) -> Job:
+        self.fetched.append(jobname)
         if jobname not in self.jobs:
             raise NotFoundError(f"no job {jobname}")
         return self.jobs[jobname]
@@ -130,6 +135,31 @@ def test_directory_link_counts_count_subdirectories(ctx: MountContext) -> None:
         "/jobs/jr-running/files/input": 2,
     }
     assert {path: node(ctx, path).getattr()["st_nlink"] for path in links} == links
+
+
+def test_job_directory_attributes_come_from_any_copy_and_entries_from_a_fresh_one(
+    ctx: MountContext,
+) -> None:
+    registry = ctx.registry
+    assert isinstance(registry, Registry)
+    attrs = node(ctx, "/jobs/jr-running").getattr()
+    assert attrs["st_mtime"] == ns("2024-05-01T10:00:00+00:00")
+    assert registry.fetched == []  # `ls -l jobs/` costs no fresh copy of a running job
+    node(ctx, "/jobs/jr-running/status")
+    node(ctx, "/jobs/jr-running").readdir()
+    assert registry.fetched == ["jr-running", "jr-running"]
+    node(ctx, "/jobs/jr-done/status")
+    assert registry.fetched == ["jr-running", "jr-running"]  # finished: never changes
+    with pytest.raises(NotFoundError):
+        node(ctx, "/jobs/jr-unknown")  # not held: asked for
+
+
+def test_handles_read_into_a_buffer(ctx: MountContext) -> None:
+    handle = node(ctx, "/jobs/jr-done/status").open(os.O_RDONLY)
+    buf = bytearray(b"x" * 16)
+    assert handle.readinto(memoryview(buf), 2) == len(b"mpleted\n")
+    assert bytes(buf) == b"mpleted\n" + b"x" * 8
+    assert handle.readinto(memoryview(buf), 100) == 0
 
 
 def test_job_directory_entries(ctx: MountContext) -> None:

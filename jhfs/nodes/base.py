@@ -19,6 +19,7 @@ from jhfs.nodes.context import MountContext
 Attrs = dict[str, int]
 
 BLOCK = 512  # st_blocks counts 512-byte units whatever the block size
+XATTR_NAMESPACE = "user.jhfs."  # every extended attribute a node has starts so
 
 
 class Handle:
@@ -29,6 +30,12 @@ class Handle:
 
     def read(self, size: int, offset: int) -> bytes:
         raise FuseOSError(errno.EBADF)
+
+    def readinto(self, buf: memoryview, offset: int) -> int:
+        """Fill `buf` with the bytes at `offset` (fewer at the end); how many."""
+        data = self.read(len(buf), offset)
+        buf[: len(data)] = data
+        return len(data)
 
     def write(self, data: bytes, offset: int) -> int:
         raise FuseOSError(errno.EBADF)

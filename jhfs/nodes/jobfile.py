@@ -1,7 +1,7 @@
 """jobs/<jobname>/files/<type>/<name>: a job file, downloaded once and hash-checked.
 
 The first read fetches the verified blob through the file cache (blocking);
-later reads are os.pread from it. A job file never changes once uploaded, so
+later reads are os.preadv from it into the reply buffer. A job file never changes once uploaded, so
 the kernel may keep its pages across opens.
 """
 
@@ -15,14 +15,14 @@ import threading
 from fuse import FuseOSError
 
 from jhfs.client import Job, JobFile
-from jhfs.nodes.base import Attrs, Handle, Node, require_read_only
+from jhfs.nodes.base import XATTR_NAMESPACE, Attrs, Handle, Node, require_read_only
 from jhfs.nodes.context import MountContext, to_ns
 from jhfs.state.errors import FileNotReadyError
 from jhfs.state.files import FileCache
 
-XATTR_HASH = "user.jhfs.hash"
-XATTR_TYPE = "user.jhfs.type"
-XATTR_UPLOADED = "user.jhfs.upload_timestamp"
+XATTR_HASH = XATTR_NAMESPACE + "hash"
+XATTR_TYPE = XATTR_NAMESPACE + "type"
+XATTR_UPLOADED = XATTR_NAMESPACE + "upload_timestamp"
 
 
 class BlobHandle(Handle):
@@ -42,6 +42,12 @@ class BlobHandle(Handle):
         if fd is None:
             fd = self._open_blob()
         return os.pread(fd, size, offset)
+
+    def readinto(self, buf: memoryview, offset: int) -> int:
+        fd = self._fd
+        if fd is None:
+            fd = self._open_blob()
+        return os.preadv(fd, [buf], offset)  # straight into the kernel's reply, no copy
 
     def _open_blob(self) -> int:
         with self._lock:

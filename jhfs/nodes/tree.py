@@ -2,7 +2,9 @@
 
 Looking a path up walks it from the root one name at a time; a job is found
 through the registry once per lookup, and every node below it is built from
-that one Job object.
+that one Job object. A job directory's own attributes never change (its
+mtime is the submit time), so they come from whatever copy of the job is
+held; only what is inside it asks for a fresh one.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ def is_path_component(name: str) -> bool:
 class RootDir(Directory):
     """MOUNT/: holds jobs/ (room for more kinds of things later)."""
 
+    def __init__(self, ctx: MountContext) -> None:
+        super().__init__(ctx)
+        self.jobs = JobsDir(ctx)
+
     def mtime_ns(self) -> int:
         return self.ctx.mounted_at_ns
 
@@ -48,7 +54,7 @@ class RootDir(Directory):
 
     def lookup(self, name: str) -> Node:
         if name == "jobs":
-            return JobsDir(self.ctx)
+            return self.jobs
         raise FuseOSError(errno.ENOENT)
 
 
@@ -65,11 +71,16 @@ class JobsDir(Directory):
         return 1  # "not counted": tools like find then look into every entry
 
     def lookup(self, name: str) -> Node:
-        return JobDir(self.ctx, self.ctx.registry.get(name))
+        registry = self.ctx.registry
+        return JobDir(self.ctx, registry.cached(name) or registry.get(name))
 
 
 class JobDir(Directory):
-    """jobs/<jobname>/: one job; its mtime is the submit time."""
+    """jobs/<jobname>/: one job; its mtime is the submit time.
+
+    `job` may be any copy of the job (enough for the directory's attributes);
+    its entries are made from a fresh one.
+    """
 
     def __init__(self, ctx: MountContext, job: Job) -> None:
         super().__init__(ctx)
@@ -78,9 +89,13 @@ class JobDir(Directory):
     def mtime_ns(self) -> int:
         return self.ctx.submit_time(self.job)
 
+    def fresh_job(self) -> Job:
+        """The job as fresh as the registry promises (no request for a finished one)."""
+        return self.job if self.job.is_done else self.ctx.registry.get(self.job.jobname)
+
     def children(self) -> list[str]:
         names = ["status", "info.json", "results", "logs", "files", "ctl"]
-        if self.job.hostname:
+        if self.fresh_job().hostname:
             names.append("hostname")
         return names
 
@@ -88,7 +103,7 @@ class JobDir(Directory):
         return 3  # files/
 
     def lookup(self, name: str) -> Node:
-        job, ctx = self.job, self.ctx
+        job, ctx = self.fresh_job(), self.ctx
         match name:
             case "status":
                 return StatusFile(ctx, job)
