@@ -54,12 +54,16 @@ def _without(messages: list[LogMessage], reference: LogMessage) -> list[LogMessa
     return [m for m in messages if m.event_id != reference.event_id]
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _append(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        _write_all(fd, data)
     finally:
         os.close(fd)
 
@@ -297,9 +301,7 @@ class JobLog:
         data = _encode(messages)
         fd, path = temp_file(self._store.tmp_dir, ".chunk")
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            _write_all(fd, data)
         finally:
             os.close(fd)
         return path, len(data)
