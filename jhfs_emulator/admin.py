@@ -5,7 +5,7 @@ POST /_emulator/jobs                 {"command", "alias", "env", "files", "timel
                                       "hex_hashes", "ms_timestamps"}
                                      -> {"jobname"}
 POST /_emulator/jobs                 {"finished": {"status", "log_lines", "outputs", "files",
-                                      "alias", "env", ...}, "count": N}
+                                      "ended_seconds_ago", "alias", "env", ...}, "count": N}
                                      -> {"jobname", "jobnames"}
 GET  /_emulator/jobs/{jobname}       -> internal state (process id, deadline, work dir...)
 POST /_emulator/jobs/{jobname}/files {"type", "name", "content" | "size" [, "seed"]}

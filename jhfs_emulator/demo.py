@@ -4,6 +4,7 @@ Completed jobs with input, project and result files of a few sizes (one a
 directory result, uploaded as `outdir.tar.gz`), one with JSON outputs, a
 failed one, a stopped one, one that keeps running and logs a line every
 second, one with tens of thousands of log lines, and one exposing a port.
+The finished ones ended hours and days ago, so that `ls -lt` sorts something.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 from jhfs_emulator.store import JobStore
 
 _MIB = 1 << 20
+_HOUR = 3600
+_DAY = 24 * _HOUR
 
 PROJECT_TOML = """\
 name = "DemoAnalysis"
@@ -101,6 +104,7 @@ async def seed_demo(store: JobStore) -> None:
     await store.create_finished(
         {
             "alias": "cancelled-sweep",
+            "ended_seconds_ago": 3 * _DAY,
             "status": "Stopped",
             "log_lines": 420,
             "env": {"SWEEP_SIZE": "1000"},
@@ -110,6 +114,7 @@ async def seed_demo(store: JobStore) -> None:
     await store.create_finished(
         {
             "alias": "train-model",
+            "ended_seconds_ago": _DAY + 2 * _HOUR,
             "log_lines": 2_000,
             "outputs": '{"accuracy": 0.973, "loss": 0.081}',
             "env": {"EPOCHS": "20", "RESULTS_FILE": "model.bin"},
@@ -125,6 +130,7 @@ async def seed_demo(store: JobStore) -> None:
     await store.create_finished(
         {
             "alias": "long-simulation",
+            "ended_seconds_ago": 5 * _HOUR,
             "log_lines": 50_000,
             "outputs": '{"steps": 50000}',
             "files": [

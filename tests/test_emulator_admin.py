@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import http.client
 import json
@@ -232,6 +233,11 @@ def test_demo_jobs(tmp_path: Path) -> None:
         wait_for(lambda: len(lines_of(logs(em, monitor))) >= 2, timeout=10, what="ticks")
         long_log = logs(em, done["long-simulation"]["jobname"])
         assert long_log[-2]["eventId"] == "50000"
+        # Finished long ago, newest first: the listing puts them after today's jobs.
+        order = [job["jobname_alias"] for job in listed]
+        assert order[-3:] == ["long-simulation", "train-model", "cancelled-sweep"]
+        ended = dt.datetime.fromisoformat(done["cancelled-sweep"]["endtimestamp"])
+        assert dt.datetime.now(dt.UTC) - ended > dt.timedelta(days=2, hours=23)
     finally:
         stop_emulator(em)
 
