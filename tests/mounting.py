@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Emulator, start_emulator, stop_emulator, wait_for
@@ -35,15 +36,34 @@ def is_mounted(path: Path) -> bool:
     return False
 
 
-@contextmanager
-def own_emulator(data_dir: Path) -> Iterator[Emulator]:
-    """An emulator for one test module: its jobs, faults and stats are that module's alone
-    (other suites leave jobs in the session emulator that would change what ls shows)."""
-    emulator = start_emulator(data_dir)
-    try:
-        yield emulator
-    finally:
-        stop_emulator(emulator)
+def module_emulator() -> Any:
+    """A module-scoped `emulator` fixture, for `emulator = module_emulator()` in a test module.
+
+    The module's emulator replaces the session one: its jobs, faults and stats
+    are that module's alone (other suites leave jobs in the session emulator
+    that would change what ls shows).
+    """
+
+    @pytest.fixture(scope="module")
+    def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+        em = start_emulator(tmp_path_factory.mktemp("emulator"))
+        try:
+            yield em
+        finally:
+            stop_emulator(em)
+
+    return emulator
+
+
+def module_mount(name: str) -> Any:
+    """A module-scoped `mnt` fixture: jhfs mounted on the module's `emulator`."""
+
+    @pytest.fixture(scope="module")
+    def mnt(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mount]:
+        with mount_jhfs(emulator, tmp_path_factory.mktemp(name)) as mount:
+            yield mount
+
+    return mnt
 
 
 def jhfs_env(emulator: Emulator, token: str | None = None) -> dict[str, str]:

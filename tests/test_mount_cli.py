@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,16 +21,12 @@ from mounting import (
     is_mounted,
     jhfs,
     jhfs_env,
+    module_emulator,
     mount_jhfs,
-    own_emulator,
     sh,
 )
 
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    with own_emulator(tmp_path_factory.mktemp("emulator")) as em:
-        yield em
+emulator = module_emulator()
 
 
 def mount_processes(mountpoint: Path) -> list[int]:

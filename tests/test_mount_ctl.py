@@ -8,19 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import Emulator, wait_for
-from mounting import Mount, mount_jhfs, own_emulator, sh
+from mounting import Mount, module_emulator, module_mount, sh
 
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    with own_emulator(tmp_path_factory.mktemp("emulator")) as em:
-        yield em
-
-
-@pytest.fixture(scope="module")
-def mnt(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mount]:
-    with mount_jhfs(emulator, tmp_path_factory.mktemp("ctl")) as mount:
-        yield mount
+emulator = module_emulator()
+mnt = module_mount("ctl")
 
 
 @pytest.fixture

@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 
-import pytest
 from conftest import Emulator, wait_for
-from mounting import LineReader, Mount, mount_jhfs, own_emulator, sh
+from mounting import LineReader, Mount, module_emulator, module_mount, sh
 
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    with own_emulator(tmp_path_factory.mktemp("emulator")) as em:
-        yield em
-
-
-@pytest.fixture(scope="module")
-def mnt(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mount]:
-    with mount_jhfs(emulator, tmp_path_factory.mktemp("logs")) as mount:
-        yield mount
+emulator = module_emulator()
+mnt = module_mount("logs")
 
 
 def test_finished_log_is_every_message_one_per_line(mnt: Mount, emulator: Emulator) -> None:

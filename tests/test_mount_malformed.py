@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from conftest import Emulator, wait_for
-from mounting import mount_jhfs, own_emulator, sh
+from mounting import module_emulator, mount_jhfs, sh
 
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    with own_emulator(tmp_path_factory.mktemp("emulator")) as em:
-        yield em
+emulator = module_emulator()
 
 
 def test_a_miscased_status_leaves_the_other_jobs_listed(emulator: Emulator, tmp_path: Path) -> None:

@@ -7,27 +7,18 @@ import datetime as dt
 import errno
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 from conftest import Emulator, wait_for
-from mounting import Mount, mount_jhfs, own_emulator, sh
+from mounting import Mount, module_emulator, module_mount, mount_jhfs, sh
 
 CODE = b'println("hello")\n'
 
 
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    with own_emulator(tmp_path_factory.mktemp("emulator")) as em:
-        yield em
-
-
-@pytest.fixture(scope="module")
-def mnt(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mount]:
-    with mount_jhfs(emulator, tmp_path_factory.mktemp("tree")) as mount:
-        yield mount
+emulator = module_emulator()
+mnt = module_mount("tree")
 
 
 @pytest.fixture(scope="module")
