@@ -13,18 +13,9 @@ from pathlib import Path
 
 from jhfs import __version__
 from jhfs.client import JuliaHubClient, JuliaHubError
-from jhfs.mounting import (
-    MountError,
-    MountSettings,
-    check_mountpoint,
-    check_server,
-    default_cache_root,
-    parse_fuse_options,
-    serve,
-    serve_detached,
-    server_cache_dir,
-    unmount,
-)
+from jhfs.libfuse import LibfuseMissingError, require_libfuse3
+from jhfs.mount_errors import MountError
+from jhfs.unmounting import unmount
 
 logger = logging.getLogger(__name__)
 
@@ -100,12 +91,23 @@ def setup_logging(debug: bool) -> None:
         format="jhfs: %(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if not debug:
-        # fusepy logs every errno it returns (ENOENT for each `ls` probe).
-        logging.getLogger("fuse").setLevel(logging.WARNING)
+    # mfusepy logs every errno it returns at debug level, with a traceback
+    # (ENOENT for each `ls` probe); jhfs.errno_map logs what matters itself.
+    logging.getLogger("fuse").setLevel(logging.WARNING)
 
 
 def mount_command(args: argparse.Namespace) -> int:
+    from jhfs.mounting import (  # loads libfuse: only after require_libfuse3
+        MountSettings,
+        check_mountpoint,
+        check_server,
+        default_cache_root,
+        parse_fuse_options,
+        serve,
+        serve_detached,
+        server_cache_dir,
+    )
+
     mountpoint = args.mountpoint.absolute()
     check_mountpoint(mountpoint)
 
@@ -142,12 +144,13 @@ def main(argv: list[str] | None = None) -> int:
         return unmount(args.mountpoint)
     setup_logging(args.debug)
     try:
+        require_libfuse3()
         if args.command == "demo":
             from jhfs.demo import run_demo
 
             return run_demo(args.mountpoint.absolute())
         return mount_command(args)
-    except (MountError, JuliaHubError, ValueError) as exc:
+    except (LibfuseMissingError, MountError, JuliaHubError, ValueError) as exc:
         print(f"jhfs: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -18,7 +18,8 @@ import threading
 from pathlib import Path
 
 from jhfs.client import Job, JuliaHubClient
-from jhfs.mounting import MountError, MountSettings, check_mountpoint, check_server, serve
+from jhfs.mount_errors import MountError
+from jhfs.mounting import MountSettings, check_mountpoint, check_server, serve
 
 logger = logging.getLogger(__name__)
 

@@ -2,17 +2,16 @@
 
 Every filesystem operation runs through `fuse_error`: whatever a node, the
 state layer or the client raises comes out as a `FuseOSError` with an integer
-errno and, where a person should hear about it, a log line. fusepy 3.0.1 turns
-an OSError without an errno (a requests exception, say) into garbage, and an
-unknown exception into EINVAL, so nothing else may reach it.
+errno and, where a person should hear about it, a log line. The binding turns
+an OSError without a positive errno (a requests exception, say) and any other
+exception into EINVAL with a traceback of its own, so nothing else may reach it.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
-
-from fuse import FuseOSError
+import os
 
 from jhfs.client import (
     AuthenticationError,
@@ -24,6 +23,14 @@ from jhfs.client import (
 from jhfs.state.errors import FileNotReadyError, IntegrityError
 
 logger = logging.getLogger(__name__)
+
+
+class FuseOSError(OSError):
+    """An errno chosen on purpose (ENOENT for a name, EROFS for a write...), passed as is."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code, os.strerror(code))
+
 
 TOKEN_HINT = (
     "the server refused the token (401): refresh it (JULIAHUB_TOKEN, or log in "

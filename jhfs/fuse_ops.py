@@ -1,4 +1,4 @@
-"""The fusepy Operations adapter: path -> node, call the node, map the error.
+"""The Operations adapter for mfusepy: path -> node, call the node, map the error.
 
 It is thin on purpose: what a path means lives in jhfs.nodes, what an error
 means in jhfs.errno_map. Runs with raw_fi=True so that open can choose direct
@@ -17,27 +17,29 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import itertools
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-from fuse import FUSE, FuseOSError, Operations
-
-from jhfs.errno_map import fuse_error
+from jhfs.binding import FUSE, Operations
+from jhfs.errno_map import FuseOSError, fuse_error
 from jhfs.nodes import XATTR_NAMESPACE, Attrs, Handle, Node, resolve
 
 # ctypes runs a callback from a thread Python did not start (all of libfuse's)
 # with a thread state made for that one call and destroyed after it, which
 # costs about a fifth of a trivial operation. Keeping it alive for the thread
-# takes one extra PyGILState_Ensure, never released. libfuse 2 ends a worker
+# takes one extra PyGILState_Ensure, never released. libfuse ends a worker
 # thread once more than 10 are idle, and the thread state of an ended thread
 # stays allocated (about 20 KB), so only this many threads keep theirs:
 # enough for every thread of a steady load, bounded after bursts.
 KEPT_THREAD_STATES = 32
 _kept = threading.local()
 _kept_count = itertools.count()
+
+_Op = TypeVar("_Op", bound=Callable[..., Any])
 
 
 def keep_thread_state() -> None:
@@ -49,61 +51,69 @@ def keep_thread_state() -> None:
         _kept.state = True
 
 
-class JhfsFUSE(FUSE):  # type: ignore[misc]  # fusepy is untyped
-    """fusepy's FUSE, with reads written straight into libfuse's buffer.
+def at_the_edge(operation: _Op) -> _Op:
+    """Run a FUSE operation so that whatever it raises reaches the binding as an errno."""
+    name = operation.__name__
 
-    fusepy's read returns bytes that it then copies into the buffer; here the
-    operation gets the buffer itself, as a memoryview, and returns the count.
+    @functools.wraps(operation)
+    def run(self: JhfsOperations, *args: Any) -> Any:
+        keep_thread_state()
+        try:
+            return operation(self, *args)
+        except FuseOSError:
+            raise  # a node's deliberate errno (ENOENT for a name...): already right
+        except Exception as exc:
+            raise fuse_error(exc, name, _path_of(args)) from None
+
+    return run  # type: ignore[return-value]  # same signature, wrapped
+
+
+class JhfsFUSE(FUSE):  # type: ignore[misc]  # mfusepy is untyped
+    """mfusepy's FUSE, with reads written straight into libfuse's buffer.
+
+    mfusepy's read takes bytes from the operation and copies them into the
+    buffer; here the operation gets the buffer itself, as a memoryview, and
+    returns the count. `read` is the binding's public callback for libfuse's
+    read; only it is replaced.
     """
 
     def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
         view = (ctypes.c_char * size).from_address(ctypes.addressof(buf.contents))
-        result: int = self.operations(
-            "read",
-            self._decode_optional_path(path),
-            memoryview(view).cast("B"),
-            offset,
-            fip.contents,
-        )
-        return result
+        decoded = None if path is None else path.decode(self.encoding, self.errors)
+        count: int = self.operations.read(decoded, memoryview(view).cast("B"), offset, fip.contents)
+        return count
 
 
-class JhfsOperations(Operations):  # type: ignore[misc]  # fusepy is untyped
-    use_ns = True  # times are integer nanoseconds (and fusepy stops warning)
+class JhfsOperations(Operations):  # type: ignore[misc]  # mfusepy is untyped
+    use_ns = True  # times are integer nanoseconds (and mfusepy stops warning)
 
     def __init__(self, root: Node, statfs_path: str, on_ready: Callable[[], None]) -> None:
         self.root = root
         self.statfs_path = statfs_path
         self.on_ready = on_ready
+        self.mounted = False  # set once the kernel handshake is done
         self._handles: dict[int, Handle] = {}
         self._next_fh = itertools.count(1)
         self._handles_lock = threading.Lock()
-
-    def __call__(self, op: str, *args: Any) -> Any:
-        keep_thread_state()
-        try:
-            return getattr(self, op)(*args)
-        except FuseOSError as exc:
-            if isinstance(exc.errno, int):
-                raise  # a node's deliberate errno (ENOENT for a name...): already right
-            raise fuse_error(exc, op, _path_of(args)) from None
-        except Exception as exc:
-            raise fuse_error(exc, op, _path_of(args)) from None
 
     # -- lifecycle ---------------------------------------------------------
 
     def init(self, path: str) -> None:
         """The kernel finished the handshake: the mount is usable now."""
+        self.mounted = True
         self.on_ready()
 
     # -- reading the tree --------------------------------------------------
 
+    @at_the_edge
     def getattr(self, path: str, fh: Any = None) -> Attrs:
         return resolve(self.root, path).getattr()
 
+    @at_the_edge
     def readdir(self, path: str, fh: int) -> list[str]:
         return [".", "..", *resolve(self.root, path).readdir()]
 
+    @at_the_edge
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
         if not name.startswith(XATTR_NAMESPACE):
             # No node has any other attribute, so the path need not be looked
@@ -114,9 +124,11 @@ class JhfsOperations(Operations):  # type: ignore[misc]  # fusepy is untyped
             raise FuseOSError(errno.ENODATA if name.startswith("user.") else errno.ENOTSUP)
         return resolve(self.root, path).getxattr(name)
 
+    @at_the_edge
     def listxattr(self, path: str) -> list[str]:
         return resolve(self.root, path).listxattr()
 
+    @at_the_edge
     def statfs(self, path: str) -> dict[str, int]:
         vfs = os.statvfs(self.statfs_path)
         return {
@@ -131,8 +143,9 @@ class JhfsOperations(Operations):  # type: ignore[misc]  # fusepy is untyped
             "f_namemax": 255,
         }
 
-    # -- open files (fi is fusepy's raw fuse_file_info) --------------------
+    # -- open files (fi is the binding's raw fuse_file_info) ----------------
 
+    @at_the_edge
     def open(self, path: str, fi: Any) -> int:
         handle = resolve(self.root, path).open(fi.flags)
         with self._handles_lock:
@@ -143,13 +156,16 @@ class JhfsOperations(Operations):  # type: ignore[misc]  # fusepy is untyped
         fi.keep_cache = handle.keep_cache
         return 0
 
+    @at_the_edge
     def read(self, path: str | None, buf: memoryview, offset: int, fi: Any) -> int:
         """Fill `buf` from the open file at `offset` (called by JhfsFUSE); the count read."""
         return self._handle(fi).readinto(buf, offset)
 
+    @at_the_edge
     def write(self, path: str, data: bytes, offset: int, fi: Any) -> int:
         return self._handle(fi).write(data, offset)
 
+    @at_the_edge
     def release(self, path: str, fi: Any) -> int:
         with self._handles_lock:
             handle = self._handles.pop(fi.fh, None)
@@ -157,6 +173,7 @@ class JhfsOperations(Operations):  # type: ignore[misc]  # fusepy is untyped
             handle.release()
         return 0
 
+    @at_the_edge
     def truncate(self, path: str, length: int, fh: Any = None) -> None:
         resolve(self.root, path).truncate(length)
 
@@ -170,13 +187,14 @@ class JhfsOperations(Operations):  # type: ignore[misc]  # fusepy is untyped
 
     # -- what libfuse does as well without a trip into Python -----------------
 
-    # fusepy registers whatever the class has; None leaves an operation to
+    # mfusepy registers whatever the class has; None leaves an operation to
     # libfuse: opening a directory succeeds, flush is not needed (ENOSYS, and
     # the kernel stops sending it).
     opendir = releasedir = flush = None
 
     # -- everything else is read-only --------------------------------------
 
+    @at_the_edge
     def _read_only(self, *args: Any) -> None:
         raise FuseOSError(errno.EROFS)
 

@@ -3,7 +3,7 @@
 `serve` runs the filesystem in this process until it is unmounted (libfuse
 turns SIGINT, SIGTERM and SIGHUP into a clean unmount). `serve_detached`
 forks first and returns in the parent only once the child reports the mount
-ready (from fusepy's `init`, which runs after the kernel handshake) or failed.
+ready (from the binding's `init`, which runs after the kernel handshake) or failed.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -27,6 +25,7 @@ from jhfs.client import (
     ServerUnreachableError,
 )
 from jhfs.fuse_ops import JhfsFUSE, JhfsOperations
+from jhfs.mount_errors import MountError
 from jhfs.nodes import MountContext, RootDir
 from jhfs.state.files import FileCache
 from jhfs.state.logs import LogStore
@@ -40,7 +39,7 @@ logger = logging.getLogger(__name__)
 # may be at most FRESHNESS - KERNEL_TIMEOUT old. Content that changes is read
 # with direct I/O, never cut at a stale size.
 FRESHNESS = 2.0
-# libfuse 2 has one attr/entry timeout for all paths (finished jobs' pages are
+# libfuse's high-level API has one attr/entry timeout for all paths (finished jobs' pages are
 # kept across opens per file instead, with keep_cache). Measured with
 # `scripts/bench` (10,000 jobs; `tail -f` of a line every 100 ms):
 # - 0.8 s: `ls -l jobs/` again right after the first one is answered by the
@@ -52,10 +51,9 @@ FRESHNESS = 2.0
 # - 0: with default_permissions every path walk asks for the attributes of
 #   each directory on the way: more round trips for everything.
 KERNEL_TIMEOUT = 0.8
-
-
-class MountError(Exception):
-    """Mounting cannot go ahead; the message is the one line the user sees."""
+# libfuse starts a thread per concurrent request up to this many; each holds
+# a Python thread state (fuse_ops.KEPT_THREAD_STATES) while it lives.
+FUSE_MAX_THREADS = 32
 
 
 @dataclass
@@ -67,7 +65,7 @@ class MountSettings:
 
 
 def parse_fuse_options(values: list[str]) -> dict[str, str | bool]:
-    """`-o allow_other,max_read=131072` (repeatable) as fusepy keyword options."""
+    """`-o allow_other,max_read=131072` (repeatable) as the binding's keyword options."""
     options: dict[str, str | bool] = {}
     for value in values:
         for item in filter(None, value.split(",")):
@@ -143,12 +141,18 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         "attr_timeout": KERNEL_TIMEOUT,
         "entry_timeout": KERNEL_TIMEOUT,
         "negative_timeout": KERNEL_TIMEOUT,
+        "max_threads": FUSE_MAX_THREADS,
         **settings.fuse_options,
     }
     try:
         JhfsFUSE(operations, str(settings.mountpoint), foreground=True, raw_fi=True, **options)
-    except RuntimeError as exc:  # fuse_main failed; libfuse printed why on stderr
-        raise MountError(f"could not mount {settings.mountpoint} (libfuse error {exc})") from None
+    except RuntimeError as exc:  # fuse_main's non-zero result
+        if not operations.mounted:  # libfuse printed why on stderr
+            message = f"could not mount {settings.mountpoint} (libfuse error {exc})"
+            raise MountError(message) from None
+        # libfuse 3 also ends its loop with a non-zero result when a signal
+        # (SIGINT, SIGTERM, SIGHUP) asked for the unmount.
+        logger.info("the FUSE loop ended (libfuse result %s)", exc)
     finally:
         logs.close()
         client.close()
@@ -218,26 +222,3 @@ def serve_detached(
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)  # the parent's interpreter state is not ours to tear down
-
-
-def unmount(mountpoint: Path) -> int:
-    """`jhfs umount`: unmount, or detach lazily (with a message) when busy."""
-    fusermount = shutil.which("fusermount") or shutil.which("fusermount3")
-    command = [fusermount, "-u"] if fusermount else ["umount"]
-    lazy = [fusermount, "-uz"] if fusermount else ["umount", "-l"]
-    result = subprocess.run([*command, str(mountpoint)], capture_output=True, text=True)
-    if result.returncode == 0:
-        return 0
-    if "busy" in result.stderr.lower():
-        lazy_result = subprocess.run([*lazy, str(mountpoint)], capture_output=True, text=True)
-        if lazy_result.returncode == 0:
-            print(
-                f"jhfs: {mountpoint} is busy; detached it lazily: it goes away once nothing "
-                "uses it any more",
-                file=sys.stderr,
-            )
-            return 0
-        result = lazy_result
-    message = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"
-    print(f"jhfs: could not unmount {mountpoint}: {message}", file=sys.stderr)
-    return 1

@@ -7,7 +7,6 @@ import logging
 
 import pytest
 import requests
-from fuse import FuseOSError
 
 from jhfs.client import (
     AuthenticationError,
@@ -16,7 +15,7 @@ from jhfs.client import (
     ServerError,
     ServerUnreachableError,
 )
-from jhfs.errno_map import errno_for, fuse_error
+from jhfs.errno_map import FuseOSError, errno_for, fuse_error
 from jhfs.nodes.ctl import CtlSyntaxError
 from jhfs.state.errors import FileNotReadyError, IntegrityError
 

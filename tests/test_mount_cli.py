@@ -166,7 +166,7 @@ def test_unmount_under_load(emulator: Emulator, tmp_path: Path) -> None:
                f"'{emulator.url}/juliaruncloud/kill_job?jobname={running}'")  # fmt: skip
 
 
-def test_server_down_is_eio_quickly_and_cached_finished_jobs_stay_readable(
+def test_server_down_is_eio_and_cached_finished_jobs_stay_readable(
     fresh_emulator: Emulator, tmp_path: Path
 ) -> None:
     content = b"cached result\n"
@@ -191,8 +191,8 @@ def test_server_down_is_eio_quickly_and_cached_finished_jobs_stay_readable(
         assert result.read_bytes() == content
         assert len((job / "logs").read_text().splitlines()) == 10
 
-        # What needs the server fails with EIO (never ENOENT), within the client's timeout.
-        started = time.monotonic()
+        # What needs the server fails with EIO (never ENOENT); how soon is scripts/bench's
+        # "EIO with the server down" row.
         unknown = sh(f"cat {mount.jobs}/jr-neverseen/status", shell="bash")
         assert unknown.returncode != 0
         assert "Input/output error" in unknown.stderr
@@ -203,7 +203,6 @@ def test_server_down_is_eio_quickly_and_cached_finished_jobs_stay_readable(
             what="the listing to expire",
         )
         assert "Input/output error" in listing.stderr
-        assert time.monotonic() - started < 120
 
 
 def test_jhfs_emulator_delegates_to_the_emulator(tmp_path: Path) -> None:
@@ -313,9 +312,9 @@ def test_detached_mount_that_fails_reports_the_childs_error(
 ) -> None:
     mountpoint = tmp_path / "mnt"
     mountpoint.mkdir()
-    (mountpoint / "something").write_text("libfuse 2 refuses a non-empty mount point\n")
+    # libfuse refuses an option it does not know, in the child, after the fork.
     result = jhfs("mount", str(mountpoint), "--cache-dir", str(tmp_path / "cache"),
-                  env=jhfs_env(emulator))  # fmt: skip
+                  "-o", "no_such_option", env=jhfs_env(emulator))  # fmt: skip
     assert result.returncode == 1
     assert f"jhfs: error: could not mount {mountpoint}" in result.stderr
     assert not is_mounted(mountpoint)

@@ -15,10 +15,10 @@ import stat
 from typing import Any
 
 import pytest
-from fuse import FuseOSError
 
 from jhfs.client import Job, NotFoundError
 from jhfs.client.models import parse_job
+from jhfs.errno_map import FuseOSError
 from jhfs.nodes import MountContext, RootDir, resolve
 from jhfs.nodes.ctl import CtlSyntaxError
 from jhfs.state.errors import FileNotReadyError

@@ -12,8 +12,7 @@ import os
 import stat
 from abc import ABC, abstractmethod
 
-from fuse import FuseOSError
-
+from jhfs.errno_map import FuseOSError
 from jhfs.nodes.context import MountContext
 
 Attrs = dict[str, int]

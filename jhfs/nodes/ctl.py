@@ -15,9 +15,8 @@ import re
 import stat
 from dataclasses import dataclass
 
-from fuse import FuseOSError
-
 from jhfs.client import Job, JuliaHubError
+from jhfs.errno_map import FuseOSError
 from jhfs.nodes.base import Attrs, Handle, Node
 from jhfs.nodes.context import MountContext
 

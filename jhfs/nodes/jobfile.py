@@ -12,9 +12,8 @@ import os
 import stat
 import threading
 
-from fuse import FuseOSError
-
 from jhfs.client import Job, JobFile
+from jhfs.errno_map import FuseOSError
 from jhfs.nodes.base import XATTR_NAMESPACE, Attrs, Handle, Node, require_read_only
 from jhfs.nodes.context import MountContext, to_ns
 from jhfs.state.errors import FileNotReadyError

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import errno
 
-from fuse import FuseOSError
-
 from jhfs.client import Job
+from jhfs.errno_map import FuseOSError
 from jhfs.nodes.base import Directory, Node
 from jhfs.nodes.context import MountContext
 from jhfs.nodes.ctl import CtlFile

@@ -5,11 +5,12 @@ as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# libfuse 2 (fusepy loads libfuse.so.2), fusermount, and getfattr for the tests.
+# libfuse 3 (mfusepy loads libfuse3.so.3) and fusermount3; getfattr and curl
+# for the tests.
 ensure_system_packages() {
     local missing=()
-    ldconfig -p 2>/dev/null | grep -q 'libfuse\.so\.2' || missing+=(libfuse2)
-    command -v fusermount >/dev/null || missing+=(fuse)
+    ldconfig -p 2>/dev/null | grep -q 'libfuse3\.so\.3' || missing+=(libfuse3-3)
+    command -v fusermount3 >/dev/null || missing+=(fuse3)
     command -v getfattr >/dev/null || missing+=(attr)
     command -v curl >/dev/null || missing+=(curl)
     if [ ${#missing[@]} -gt 0 ]; then

@@ -1,0 +1,34 @@
+"""The FUSE binding: mfusepy, always on libfuse 3, loaded in this one place.
+
+mfusepy picks libfuse 2 whenever both are installed, and libfuse 2 caps a
+FUSE read at 128 KiB and runs lookups in one directory one at a time; so
+libfuse 3 is found first (jhfs.libfuse) and handed to mfusepy. Importing this
+module loads the library: the CLI calls `require_libfuse3` before it does.
+"""
+
+from __future__ import annotations
+
+import os
+
+from jhfs.libfuse import require_libfuse3
+
+
+def _choose_libfuse3() -> None:
+    # mfusepy reads FUSE_LIBRARY_PATH once, as it is imported; the variable is
+    # put back after, so that processes jhfs starts see their own environment.
+    before = os.environ.get("FUSE_LIBRARY_PATH")
+    os.environ["FUSE_LIBRARY_PATH"] = require_libfuse3()
+    try:
+        import mfusepy  # noqa: F401  # imported here for its side effect: the library choice
+    finally:
+        if before is None:
+            del os.environ["FUSE_LIBRARY_PATH"]
+        else:
+            os.environ["FUSE_LIBRARY_PATH"] = before
+
+
+_choose_libfuse3()
+
+from mfusepy import FUSE, Operations, fuse_file_info  # noqa: E402  # after the choice
+
+__all__ = ["FUSE", "Operations", "fuse_file_info"]
