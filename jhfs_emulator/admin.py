@@ -11,10 +11,18 @@ GET  /_emulator/jobs/{jobname}       -> internal state (process id, deadline, wo
 POST /_emulator/jobs/{jobname}/files {"type", "name", "content" | "size" [, "seed"]}
                                      adds a file, or finishes one that is still uploading
 POST /_emulator/faults               {"endpoint", "mode", "status", "retry_after", "delay",
-                                      "count"} -> {"faults": [...]}
-GET / DELETE /_emulator/faults       -> {"faults": [...]}
+                                      "rate", "jobname", "count"} -> {"faults": [...]}
+                                     one-shot modes (count defaults to 1): status, delay,
+                                     reset, truncate, corrupt; download shaping modes (until
+                                     cleared unless count is given): throttle (rate bytes/s
+                                     for each connection), no_range (200 with the whole file
+                                     whatever the Range); jobname: only requests about that
+                                     job (see jhfs_emulator.faults)
+GET / DELETE /_emulator/faults       -> {"faults": [...]}; count null = until DELETE
 GET /_emulator/stats                 -> {"requests": {name: n}, "bytes_sent": n,
-                                      "missing_hasura_headers": n}
+                                      "missing_hasura_headers": n}; bytes_sent counts API
+                                     answers' bodies, and of downloads the bytes really
+                                     written to the socket (not the rest after a disconnect)
 POST /_emulator/stats/reset, DELETE /_emulator/stats: zero them
 """
 

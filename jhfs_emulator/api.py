@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from jhfs_emulator.context import USERNAME, context_of, json_answer
+from jhfs_emulator.download import BlobResponse
 from jhfs_emulator.logpages import LogQueryError, page_positions, render_page
 from jhfs_emulator.model import JOBNAME_PATTERN, Job
 
@@ -17,14 +17,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_LIST_LIMIT = 20
 NO_ACCESS = "User does not have access to this job."
-
-
-class BlobResponse(web.FileResponse):
-    """A file download; `source` is the file on disk (faults read it again)."""
-
-    def __init__(self, source: Path) -> None:
-        super().__init__(source, headers={"Content-Type": "application/octet-stream"})
-        self.source = source
 
 
 def _no_access() -> web.Response:
@@ -139,4 +131,4 @@ async def download(request: web.Request) -> web.StreamResponse:
     entry = matches[-1]
     if entry.path is None:
         return json_answer({"success": False, "message": "the file is still uploading"}, 404)
-    return BlobResponse(entry.path)
+    return BlobResponse(entry.path, context_of(request).stats)

@@ -16,7 +16,8 @@ from aiohttp import web
 from jhfs_emulator import admin, api, streamlogs
 from jhfs_emulator.context import CONTEXT, STREAM_FAULT, EmulatorContext, context_of, json_answer
 from jhfs_emulator.damage import send_damaged
-from jhfs_emulator.faults import ENDPOINTS
+from jhfs_emulator.download import BlobResponse
+from jhfs_emulator.faults import ENDPOINTS, JOB_ENDPOINTS, Shaping
 
 logger = logging.getLogger(__name__)
 
@@ -48,35 +49,66 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     return await handler(request)
 
 
+async def _jobname(request: web.Request, endpoint: str) -> str | None:
+    """The job a request is about, for faults limited to one job."""
+    if endpoint not in JOB_ENDPOINTS:
+        return None
+    if endpoint in ("job", "download"):
+        return request.match_info["jobname"]
+    if endpoint == "extend_job":
+        try:
+            body = await request.json()  # aiohttp keeps the body: the handler reads it again
+        except ValueError:
+            return None
+        jobname = body.get("jobname") if isinstance(body, dict) else None
+        return jobname if isinstance(jobname, str) else None
+    return request.query.get("jobname")
+
+
 @web.middleware
 async def inject_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
     endpoint = _endpoint(request)
-    fault = None if endpoint is None else context_of(request).faults.take(endpoint)
-    if fault is None:
+    if endpoint is None:
         return await handler(request)
-    logger.info("fault for %s: %s", request.path, fault)
-    if fault.mode == "status":
-        headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
-        answer = json_answer({"success": False, "message": "injected fault"}, fault.status)
-        answer.headers.update(headers)
-        return answer
-    if fault.mode == "delay":
-        await asyncio.sleep(fault.delay)
-        return await handler(request)
-    if endpoint == "stream_logs":
-        request[STREAM_FAULT] = fault.mode
-        return await handler(request)
+    faults = context_of(request).faults
+    jobname = await _jobname(request, endpoint)
+    fault = faults.take(endpoint, jobname)
+    shaping = faults.shaping(jobname) if endpoint == "download" else Shaping()
+    damage = None
+    if fault is not None:
+        logger.info("fault for %s: %s", request.path, fault)
+        if fault.mode == "status":
+            headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
+            answer = json_answer({"success": False, "message": "injected fault"}, fault.status)
+            answer.headers.update(headers)
+            return answer
+        if fault.mode == "delay":
+            await asyncio.sleep(fault.delay)
+        elif endpoint == "stream_logs":
+            request[STREAM_FAULT] = fault.mode
+        else:
+            damage = fault.mode
     response = await handler(request)
-    if isinstance(response, api.BlobResponse):
-        return await send_damaged(request, response, response.source, fault.mode)
-    if isinstance(response, web.Response) and isinstance(response.body, bytes):
-        return await send_damaged(request, response, response.body, fault.mode)
+    if isinstance(response, BlobResponse):
+        response.shaping, response.damage = shaping, damage
+        return response
+    if (
+        damage is not None
+        and isinstance(response, web.Response)
+        and isinstance(response.body, bytes)
+    ):
+        return await send_damaged(request, response, response.body, damage)
     return response
 
 
 async def _count_bytes(request: web.Request, response: web.StreamResponse) -> None:
+    """Count an API answer's body; a download counts the bytes it really sends itself."""
     length = response.content_length
-    if length is not None and _endpoint(request) is not None:
+    if (
+        length is not None
+        and _endpoint(request) is not None
+        and not isinstance(response, BlobResponse)
+    ):
         request.app[CONTEXT].stats.bytes_sent += length
 
 

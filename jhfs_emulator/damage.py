@@ -6,7 +6,9 @@ handshake (with a TCP reset, or a clean close without a close frame), and
 
 `reset` cuts the connection mid-body with a TCP reset; `truncate` sends part
 of the body and closes cleanly, short of its Content-Length; `corrupt` sends
-the whole body with some bytes flipped and the length unchanged.
+the whole body with some bytes flipped and the length unchanged. This module
+sends damaged in-memory bodies (JSON answers); file downloads damage their own
+body with `flip` and `cut_short` (jhfs_emulator.download).
 """
 
 from __future__ import annotations
@@ -14,27 +16,13 @@ from __future__ import annotations
 import logging
 import socket
 import struct
-from collections.abc import Iterator
-from pathlib import Path
 
 from aiohttp import web
 
 logger = logging.getLogger(__name__)
 
-_CHUNK = 1 << 20
 
-
-def _chunks(body: bytes | Path, limit: int) -> Iterator[bytes]:
-    if isinstance(body, bytes):
-        yield body[:limit]
-        return
-    with open(body, "rb") as source:
-        while limit > 0 and (chunk := source.read(min(_CHUNK, limit))):
-            limit -= len(chunk)
-            yield chunk
-
-
-def _flip(chunk: bytes, at: int) -> bytes:
+def flip(chunk: bytes, at: int) -> bytes:
     """Flip the bits of every 4096th byte from `at` (so the length stays the same)."""
     damaged = bytearray(chunk)
     for index in range(at, len(damaged), 4096):
@@ -42,7 +30,7 @@ def _flip(chunk: bytes, at: int) -> bytes:
     return bytes(damaged)
 
 
-def reset_connection(request: web.Request) -> None:
+def reset_connection(request: web.BaseRequest) -> None:
     transport = request.transport
     if transport is None:
         return
@@ -53,28 +41,28 @@ def reset_connection(request: web.Request) -> None:
     transport.abort()
 
 
-async def send_damaged(
-    request: web.Request, response: web.StreamResponse, body: bytes | Path, mode: str
-) -> web.StreamResponse:
-    """Send `body` (bytes, or a file) with `response`'s status and headers, damaged."""
-    size = len(body) if isinstance(body, bytes) else body.stat().st_size
-    damaged = web.StreamResponse(status=response.status, headers=response.headers)
-    damaged.content_length = size
-    await damaged.prepare(request)
-    if mode == "corrupt":
-        first = True
-        for chunk in _chunks(body, size):
-            await damaged.write(_flip(chunk, min(len(chunk) // 2, 100)) if first else chunk)
-            first = False
-        await damaged.write_eof()
-        return damaged
-    for chunk in _chunks(body, size // 2):
-        await damaged.write(chunk)
-    logger.info("fault: %s %s after %d of %d bytes", mode, request.path, size // 2, size)
+def cut_short(request: web.BaseRequest, mode: str, sent: int, size: int) -> None:
+    """End a body after `sent` of its `size` bytes: with a reset, or (truncate) a clean close."""
+    logger.info("fault: %s %s after %d of %d bytes", mode, request.path, sent, size)
     if mode == "reset":
         reset_connection(request)
     elif request.transport is not None:
         request.transport.close()  # flushes what was written, then a clean FIN
+
+
+async def send_damaged(
+    request: web.Request, response: web.Response, body: bytes, mode: str
+) -> web.StreamResponse:
+    """Send `body` with `response`'s status and headers, damaged."""
+    damaged = web.StreamResponse(status=response.status, headers=response.headers)
+    damaged.content_length = len(body)
+    await damaged.prepare(request)
+    if mode == "corrupt":
+        await damaged.write(flip(body, min(len(body) // 2, 100)))
+        await damaged.write_eof()
+        return damaged
+    await damaged.write(body[: len(body) // 2])
+    cut_short(request, mode, len(body) // 2, len(body))
     return damaged
 
 

@@ -230,7 +230,8 @@ def test_demo_jobs(tmp_path: Path) -> None:
         assert by_alias["web-dashboard"]["proxy_link"].startswith("https://")
         monitor = by_alias["live-monitor"]["jobname"]
         wait_for(lambda: job_object(em, monitor)["status"] == "Running", what="monitor runs")
-        wait_for(lambda: len(lines_of(logs(em, monitor))) >= 2, timeout=10, what="ticks")
+        ticks = wait_for(lambda: (t := lines_of(logs(em, monitor)))[1:] and t, what="ticks")
+        assert ticks[:2] == ["heartbeat 1: all systems nominal", "heartbeat 2: all systems nominal"]
         long_log = logs(em, done["long-simulation"]["jobname"])
         assert long_log[-2]["eventId"] == "50000"
         # Finished long ago, newest first: the listing puts them after today's jobs.
