@@ -150,15 +150,14 @@ def test_no_background_requests_once_nobody_watches(
         client.kill_job(jobname)
 
 
-def test_read_past_the_end_returns_at_once(emulator: Emulator, store: LogStore) -> None:
+def test_read_past_the_end_is_end_of_file(emulator: Emulator, store: LogStore) -> None:
+    # How fast it returns is scripts/bench's "log read past the end" row.
     jobname = emulator.create_finished(status="Running", log_lines=10)
     log = store.log(jobname)
     log.load()
     assert not log.complete
-    started = time.monotonic()
     assert log.read(log.size, 4096) == b""
     assert log.read(log.size + 10_000, 4096) == b""
-    assert time.monotonic() - started < 0.5
     assert read_all(log).count(b"\n") == 10
 
 
