@@ -15,6 +15,7 @@ from jhfs import __version__
 from jhfs.client import JuliaHubClient, JuliaHubError
 from jhfs.libfuse import LibfuseMissingError, require_libfuse3
 from jhfs.mount_errors import MountError
+from jhfs.mount_options import parse_mount_options
 from jhfs.unmounting import unmount
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="OPTIONS",
-        help="FUSE mount options, comma-separated (e.g. allow_other)",
+        help="mount options, comma-separated: download_streams=N, verify=stream|full, and "
+        "FUSE's (e.g. allow_other)",
     )
     mount.add_argument("--debug", action="store_true", help="verbose logging")
 
@@ -102,7 +104,6 @@ def mount_command(args: argparse.Namespace) -> int:
         check_mountpoint,
         check_server,
         default_cache_root,
-        parse_fuse_options,
         serve,
         serve_detached,
         server_cache_dir,
@@ -121,7 +122,7 @@ def mount_command(args: argparse.Namespace) -> int:
         mountpoint=mountpoint,
         cache_dir=server_cache_dir(root, client.server),
         jobs_limit=args.jobs_limit,
-        fuse_options=parse_fuse_options(args.options),
+        options=parse_mount_options(args.options),
     )
     logger.info("mounting %s's jobs on %s at %s", user, client.server, mountpoint)
     if args.foreground:

@@ -26,6 +26,7 @@ from jhfs.client import (
 )
 from jhfs.fuse_ops import JhfsFUSE, JhfsOperations
 from jhfs.mount_errors import MountError
+from jhfs.mount_options import MountOptions
 from jhfs.nodes import MountContext, RootDir
 from jhfs.state.files import FileCache
 from jhfs.state.logs import LogStore
@@ -61,17 +62,7 @@ class MountSettings:
     mountpoint: Path
     cache_dir: Path  # already the per-server directory
     jobs_limit: int = 1000
-    fuse_options: dict[str, str | bool] = field(default_factory=dict)
-
-
-def parse_fuse_options(values: list[str]) -> dict[str, str | bool]:
-    """`-o allow_other,max_read=131072` (repeatable) as the binding's keyword options."""
-    options: dict[str, str | bool] = {}
-    for value in values:
-        for item in filter(None, value.split(",")):
-            key, sep, setting = item.partition("=")
-            options[key] = setting if sep else True
-    return options
+    options: MountOptions = field(default_factory=MountOptions)
 
 
 def default_cache_root() -> Path:
@@ -127,7 +118,12 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         client=client,
         registry=registry,
         logs=logs,
-        files=FileCache(client, settings.cache_dir),
+        files=FileCache(
+            client,
+            settings.cache_dir,
+            streams=settings.options.download_streams,
+            strict=settings.options.verify_full,
+        ),
         uid=os.getuid(),
         gid=os.getgid(),
         mounted_at_ns=time.time_ns(),
@@ -142,7 +138,7 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         "entry_timeout": KERNEL_TIMEOUT,
         "negative_timeout": KERNEL_TIMEOUT,
         "max_threads": FUSE_MAX_THREADS,
-        **settings.fuse_options,
+        **settings.options.fuse,
     }
     try:
         JhfsFUSE(operations, str(settings.mountpoint), foreground=True, raw_fi=True, **options)

@@ -7,16 +7,34 @@ from pathlib import Path
 import pytest
 
 from jhfs.cli import build_parser, main
-from jhfs.mounting import default_cache_root, parse_fuse_options, server_cache_dir
+from jhfs.mount_options import MountOptions, parse_mount_options
+from jhfs.mounting import default_cache_root, server_cache_dir
 
 
-def test_fuse_options_are_comma_separated_and_repeatable() -> None:
-    assert parse_fuse_options(["allow_other,max_read=131072", "ro"]) == {
+def test_mount_options_are_comma_separated_and_repeatable_and_jhfs_takes_its_own() -> None:
+    assert parse_mount_options(["allow_other,max_read=131072", "ro"]).fuse == {
         "allow_other": True,
         "max_read": "131072",
         "ro": True,
     }
-    assert parse_fuse_options([]) == {}
+    assert parse_mount_options([]) == MountOptions(download_streams=4, verify_full=False)
+    assert parse_mount_options(["download_streams=8,verify=full,ro"]) == MountOptions(
+        download_streams=8, verify_full=True, fuse={"ro": True}
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("download_streams=0", "download_streams must be a whole number from 1 to 16"),
+        ("download_streams=many", "download_streams must be a whole number from 1 to 16"),
+        ("download_streams", "download_streams must be a whole number from 1 to 16"),
+        ("verify=some", "verify must be stream or full"),
+    ],
+)
+def test_bad_jhfs_options_are_refused_with_what_is_allowed(option: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_mount_options([option])
 
 
 def test_default_cache_root_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The verified file cache against the emulator: hashing, faults, single flight."""
+"""The verified file cache and its downloads against the emulator: the read rule,
+hashing, faults, parallel ranges, pause and resume, single flight."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import pytest
 from conftest import Emulator, wait_for
 
 from jhfs.client import JobFile, JuliaHubClient, ServerUnreachableError, TokenSource
+from jhfs.state.download import CHUNK_SIZE, Download
 from jhfs.state.errors import FileNotReadyError, IntegrityError
-from jhfs.state.files import FileCache, _HashingWriter
+from jhfs.state.files import FileCache
 from jhfs.state.flight import SingleFlight
 
 
@@ -47,46 +49,141 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_fetch_downloads_once_verifies_and_reuses(
+def blob_bytes(cache: FileCache, file: JobFile) -> bytes | None:
+    fd = cache.open_blob(file)
+    if fd is None:
+        return None
+    try:
+        return os.pread(fd, file.size + 1, 0)
+    finally:
+        os.close(fd)
+
+
+def read_from(download: Download, offset: int, size: int) -> bytes:
+    buf = bytearray(size)
+    count = download.readinto(memoryview(buf), offset)
+    return bytes(buf[:count])
+
+
+def read_all(download: Download, piece: int = 1 << 20) -> bytes:
+    out = bytearray()
+    while data := read_from(download, len(out), piece):
+        out += data
+    return bytes(out)
+
+
+def fetch(cache: FileCache, file: JobFile) -> bytes:
+    """Read the whole file through its download, as an open file would."""
+    download = cache.download(file)
+    assert download is not None
+    try:
+        return read_all(download)
+    finally:
+        download.detach()
+
+
+def sent(emulator: Emulator) -> int:
+    return int(emulator.stats()["bytes_sent"])
+
+
+def settled_sent(emulator: Emulator) -> int:
+    """bytes_sent once it stopped growing (the transfer stopped)."""
+    last = [-1]
+
+    def stable() -> bool:
+        now = sent(emulator)
+        same = now == last[0]
+        last[0] = now
+        return same
+
+    wait_for(stable, interval=0.5, what="the server to stop sending")
+    return last[0]
+
+
+def test_download_verifies_publishes_the_blob_and_is_reused(
     emulator: Emulator, client: JuliaHubClient, tmp_path: Path
 ) -> None:
     content = b"some result bytes\n" * 1000
     file = result_job(emulator, client, content=base64.b64encode(content).decode())
     cache_dir = tmp_path / "cache" / "server"
     cache = FileCache(client, cache_dir)
-    assert cache.cached(file) is None
+    assert cache.open_blob(file) is None
     before = downloads(emulator)
 
-    path = cache.fetch(file)
-    assert path.read_bytes() == content
-    assert path.name == hashlib.sha256(content).hexdigest()
-    assert mode(path) == 0o600
+    assert fetch(cache, file) == content
+    blob = cache_dir / "blobs" / hashlib.sha256(content).hexdigest()
+    wait_for(blob.exists, what="the verified blob")
+    assert blob.read_bytes() == content
+    assert mode(blob) == 0o600
     for directory in (cache_dir, cache_dir / "blobs", cache_dir / "tmp"):
         assert mode(directory) == 0o700
-    assert cache.fetch(file) == path
-    assert cache.cached(file) == path
+    assert blob_bytes(cache, file) == content
     # A later mount of the same cache directory finds it too.
-    assert FileCache(client, cache_dir).fetch(file) == path
+    assert blob_bytes(FileCache(client, cache_dir), file) == content
     assert downloads(emulator) == before + 1
-    assert os.listdir(cache_dir / "tmp") == []
+    wait_for(lambda: os.listdir(cache_dir / "tmp") == [], what="no temporary file")
 
 
-def test_corrupt_download_is_integrity_error_and_retry_succeeds(
+def test_bytes_are_readable_while_they_arrive_but_the_end_waits_for_the_hash(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token))
+    size = 2_000_000
+    file = result_job(fresh_emulator, client, size=size, seed=3)
+    fresh_emulator.fault(endpoint="download", mode="throttle", rate=1_000_000)
+    cache = FileCache(client, tmp_path)
+    download = cache.download(file)
+    assert download is not None
+    first = read_from(download, 0, 1000)
+    assert len(first) == 1000
+    assert sent(fresh_emulator) < size  # served before the whole file had arrived
+    assert cache.open_blob(file) is None
+    rest = read_all(download)
+    # The read that returned the last bytes came after every byte arrived and matched.
+    assert sent(fresh_emulator) >= size
+    assert hashlib.sha256(rest).digest() == file.hash.digest
+    assert rest[:1000] == first
+    download.detach()
+    client.close()
+
+
+def test_strict_mode_serves_nothing_before_the_whole_file_matched(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token))
+    size = 1_000_000
+    file = result_job(fresh_emulator, client, size=size, seed=4)
+    fresh_emulator.fault(endpoint="download", mode="throttle", rate=2_000_000)
+    download = FileCache(client, tmp_path, strict=True).download(file)
+    assert download is not None
+    assert len(read_from(download, 0, 100)) == 100
+    assert sent(fresh_emulator) >= size
+    download.detach()
+    client.close()
+
+
+def test_a_corrupt_download_fails_every_read_of_it_once_and_the_next_open_downloads_again(
     fresh_emulator: Emulator, tmp_path: Path
 ) -> None:
     client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token))
     file = result_job(fresh_emulator, client, size=3 << 20)
     cache = FileCache(client, tmp_path)
     fresh_emulator.fault(endpoint="download", mode="corrupt", count=1)
+    download = cache.download(file)
+    assert download is not None
     with pytest.raises(IntegrityError):
-        cache.fetch(file)
+        read_all(download)
+    # The reader's retries and any other read of this download fail at once.
+    for offset in (0, file.size - 10):
+        with pytest.raises(IntegrityError):
+            read_from(download, offset, 10)
+    download.detach()
+    assert downloads(fresh_emulator) == 1
     assert os.listdir(tmp_path / "blobs") == []
-    assert os.listdir(tmp_path / "tmp") == []
-    assert cache.cached(file) is None
+    wait_for(lambda: os.listdir(tmp_path / "tmp") == [], what="the bad bytes to be deleted")
 
-    path = cache.fetch(file)
-    assert hashlib.sha256(path.read_bytes()).digest() == file.hash.digest
-    assert fresh_emulator.stats()["requests"]["download"] == 2
+    assert hashlib.sha256(fetch(cache, file)).digest() == file.hash.digest
+    assert downloads(fresh_emulator) == 2
     client.close()
 
 
@@ -97,29 +194,104 @@ def test_interrupted_download_is_completed_with_the_right_bytes(
     client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token))
     file = result_job(fresh_emulator, client, size=5 << 20, seed=7)
     fresh_emulator.fault(endpoint="download", mode=fault, count=1)
-    path = FileCache(client, tmp_path).fetch(file)
-    assert path.stat().st_size == 5 << 20
-    assert hashlib.sha256(path.read_bytes()).digest() == file.hash.digest
+    content = fetch(FileCache(client, tmp_path), file)
+    assert len(content) == 5 << 20
+    assert hashlib.sha256(content).digest() == file.hash.digest
     assert fresh_emulator.stats()["requests"]["download"] == 2  # cut, then the rest
     client.close()
 
 
-def test_download_failing_after_retries_leaves_nothing_and_is_retried_later(
+def test_a_large_file_comes_in_ranged_chunks_over_parallel_connections(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token))
+    size = 5 * CHUNK_SIZE + 12345
+    file = result_job(fresh_emulator, client, size=size, seed=8)
+    # Throttled, each connection alone would take 3 s: several must run at once.
+    fresh_emulator.fault(endpoint="download", mode="throttle", rate=20_000_000)
+    before = sent(fresh_emulator)
+    content = fetch(FileCache(client, tmp_path, streams=4), file)
+    assert hashlib.sha256(content).digest() == file.hash.digest
+    assert downloads(fresh_emulator) == 6  # one request per chunk
+    assert sent(fresh_emulator) - before == size
+    client.close()
+
+
+def test_a_server_that_ignores_range_gets_one_stream(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token))
+    size = 3 * CHUNK_SIZE
+    file = result_job(fresh_emulator, client, size=size, seed=9)
+    fresh_emulator.fault(endpoint="download", mode="no_range")
+    before = sent(fresh_emulator)
+    content = fetch(FileCache(client, tmp_path, streams=4), file)
+    assert hashlib.sha256(content).digest() == file.hash.digest
+    assert downloads(fresh_emulator) == 1
+    assert sent(fresh_emulator) - before == size
+    client.close()
+
+
+def test_the_last_reader_leaving_stops_the_download_and_the_next_resumes_it(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token))
+    size = 3 * CHUNK_SIZE
+    file = result_job(fresh_emulator, client, size=size, seed=10)
+    fresh_emulator.fault(endpoint="download", mode="throttle", rate=2_000_000)
+    cache = FileCache(client, tmp_path, streams=3)
+    before = sent(fresh_emulator)
+    download = cache.download(file)
+    assert download is not None
+    assert len(read_from(download, 0, 100)) == 100
+    download.detach()
+    stopped_at = settled_sent(fresh_emulator) - before
+    assert stopped_at < size
+    assert cache.open_blob(file) is None
+
+    fresh_emulator.admin("DELETE", "faults")
+    assert hashlib.sha256(fetch(cache, file)).digest() == file.hash.digest
+    # Resumed from the bytes it had, not from 0: at most what was in flight
+    # on the connections when they stopped was sent twice.
+    assert size <= settled_sent(fresh_emulator) - before < size + (1 << 20)
+    client.close()
+
+
+def test_a_remaining_reader_keeps_the_download_going(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token))
+    file = result_job(fresh_emulator, client, size=2_000_000, seed=11)
+    fresh_emulator.fault(endpoint="download", mode="throttle", rate=4_000_000)
+    cache = FileCache(client, tmp_path)
+    staying, leaving = cache.download(file), cache.download(file)
+    assert staying is leaving is not None
+    leaving.detach()
+    assert hashlib.sha256(read_all(staying)).digest() == file.hash.digest
+    staying.detach()
+    assert downloads(fresh_emulator) == 1
+    client.close()
+
+
+def test_download_failing_after_retries_fails_its_readers_and_is_retried_later(
     fresh_emulator: Emulator, tmp_path: Path
 ) -> None:
     client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token), retries=1)
     file = result_job(fresh_emulator, client, size=1 << 20)
     cache = FileCache(client, tmp_path)
     fresh_emulator.fault(endpoint="download", mode="reset", count=2)
+    download = cache.download(file)
+    assert download is not None
     with pytest.raises(ServerUnreachableError):
-        cache.fetch(file)
+        read_all(download)
+    download.detach()
     assert os.listdir(tmp_path / "blobs") == []
-    assert os.listdir(tmp_path / "tmp") == []
-    assert cache.fetch(file).stat().st_size == 1 << 20
+    wait_for(lambda: os.listdir(tmp_path / "tmp") == [], what="the partial bytes to go")
+    assert len(fetch(cache, file)) == 1 << 20
     client.close()
 
 
-def test_many_concurrent_fetches_make_one_download(
+def test_many_concurrent_readers_make_one_download(
     fresh_emulator: Emulator, tmp_path: Path
 ) -> None:
     client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token))
@@ -128,18 +300,19 @@ def test_many_concurrent_fetches_make_one_download(
     # A slow start keeps the download in flight while every reader arrives.
     fresh_emulator.fault(endpoint="download", mode="delay", delay=1.0, count=1)
     start = threading.Barrier(16)
-    paths: list[Path] = []
+    contents: list[bytes] = []
 
-    def fetch() -> None:
+    def read() -> None:
         start.wait()
-        paths.append(cache.fetch(file))
+        contents.append(fetch(cache, file))
 
-    threads = [threading.Thread(target=fetch) for _ in range(16)]
+    threads = [threading.Thread(target=read) for _ in range(16)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert len(paths) == 16 and len(set(paths)) == 1
+    assert len(contents) == 16 and len(set(contents)) == 1
+    assert hashlib.sha256(contents[0]).digest() == file.hash.digest
     assert fresh_emulator.stats()["requests"]["download"] == 1
     client.close()
 
@@ -190,8 +363,7 @@ def test_file_still_uploading_is_not_ready_without_a_request(
     cache = FileCache(client, tmp_path)
     before = downloads(emulator)
     with pytest.raises(FileNotReadyError):
-        cache.fetch(file)
-    assert cache.cached(file) is None
+        cache.download(file)
     assert downloads(emulator) == before
 
 
@@ -206,43 +378,3 @@ def test_leftovers_of_a_dead_process_are_removed_at_start(
     FileCache(client, tmp_path)
     assert not dead.exists()
     assert live.exists()
-
-
-def test_hashing_writer_follows_restarts_and_odd_writes(tmp_path: Path) -> None:
-    def digest_of(steps: list[tuple[str, object]]) -> tuple[bytes, bytes]:
-        fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-        writer = _HashingWriter(fd)
-        for op, arg in steps:
-            if op == "write":
-                assert isinstance(arg, bytes)
-                writer.write(arg)
-            elif op == "seek":
-                assert isinstance(arg, int)
-                writer.seek(arg)
-            elif op == "truncate":
-                writer.truncate()
-        digest = writer.digest()
-        writer.close()
-        os.close(fd)
-        return digest, hashlib.sha256((tmp_path / "f").read_bytes()).digest()
-
-    # Restart from zero (the client's fallback when Range is not honoured).
-    digest, on_disk = digest_of(
-        [("write", b"bad start"), ("seek", 0), ("truncate", None), ("write", b"good bytes")]
-    )
-    assert digest == on_disk == hashlib.sha256(b"good bytes").digest()
-    # Resume where it stopped (Range honoured).
-    digest, on_disk = digest_of([("write", b"abc"), ("seek", 3), ("write", b"def")])
-    assert digest == on_disk == hashlib.sha256(b"abcdef").digest()
-    # Rewriting bytes already hashed: the digest still describes the file.
-    digest, on_disk = digest_of([("write", b"abcdef"), ("seek", 2), ("write", b"XY")])
-    assert digest == on_disk == hashlib.sha256(b"abXYef").digest()
-    # A bytearray the caller reuses afterwards is hashed as it was written.
-    buffer = bytearray(b"12345")
-    fd = os.open(tmp_path / "g", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-    writer = _HashingWriter(fd)
-    writer.write(buffer)
-    buffer[:] = b"zzzzz"
-    assert writer.digest() == hashlib.sha256(b"12345").digest()
-    writer.close()
-    os.close(fd)

@@ -1,6 +1,6 @@
 """The JuliaHub client layer: HTTP, models, authentication, log paging."""
 
-from jhfs.client.api import JuliaHubClient
+from jhfs.client.api import DownloadSink, JuliaHubClient
 from jhfs.client.auth import TokenSource, discover
 from jhfs.client.errors import (
     AuthenticationError,
@@ -9,6 +9,7 @@ from jhfs.client.errors import (
     PermissionDeniedError,
     ServerError,
     ServerUnreachableError,
+    TransferCancelled,
 )
 from jhfs.client.logbuffer import LogBuffer
 from jhfs.client.models import (
@@ -25,6 +26,7 @@ __all__ = [
     "DONE_STATUSES",
     "KNOWN_STATUSES",
     "AuthenticationError",
+    "DownloadSink",
     "FileHash",
     "Job",
     "JobFile",
@@ -38,5 +40,6 @@ __all__ = [
     "ServerError",
     "ServerUnreachableError",
     "TokenSource",
+    "TransferCancelled",
     "discover",
 ]

@@ -26,11 +26,12 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
 import requests.auth
+import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
@@ -43,6 +44,7 @@ from jhfs.client.errors import (
     PermissionDeniedError,
     ServerError,
     ServerUnreachableError,
+    TransferCancelled,
 )
 from jhfs.client.models import (
     Job,
@@ -58,7 +60,7 @@ from jhfs.client.models import (
 logger = logging.getLogger(__name__)
 
 LOG_PAGE_CAP = 10_000
-DOWNLOAD_CHUNK = 1 << 20  # 1 MiB: large reads keep loopback downloads near memory speed
+DOWNLOAD_CHUNK = 1 << 20  # 1 MiB at most per socket read: near memory speed on loopback
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 RETRY_AFTER_CAP = 10.0  # seconds; a filesystem call waits through the retries
 BACKOFF_BASE = 0.25  # seconds; doubled per attempt
@@ -68,6 +70,19 @@ HASURA_HEADERS = {"X-Hasura-Role": "jhuser", "X-JuliaHub-Ensure-JS": "true"}
 
 _T = TypeVar("_T")
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+class DownloadSink(Protocol):
+    """Where download_range puts the bytes it receives."""
+
+    def begin(self, start: int, end: int) -> None:
+        """The answer now starting brings bytes [start, end) (the whole file: 0, size)."""
+
+    def write(self, offset: int, data: bytes) -> None:
+        """Store `data` at `offset` of the file."""
+
+    def cancelled(self) -> bool:
+        """True once the download should stop (checked between reads)."""
 
 
 class _Retry(Exception):
@@ -264,67 +279,62 @@ class JuliaHubClient:
         except JuliaHubError as exc:
             raise type(exc)(self._redact(str(exc))) from None
 
-    def download_file(self, file: JobFile, out: BinaryIO) -> int:
-        """Stream a job file into `out` (positioned at 0); returns bytes written.
+    def download_range(self, file: JobFile, start: int, end: int, sink: DownloadSink) -> None:
+        """Stream bytes [start, end) of a job file into `sink`; does not check the hash.
 
-        Retries on connection trouble: resumes with a Range request when the
-        server honours it, otherwise starts over with out.seek(0);
-        out.truncate(). Raises ServerUnreachableError when the body stays
-        short of Content-Length after retries. Does not check the hash.
+        Sends a Range request. A server that ignores it answers 200 with the
+        whole file: then `sink.begin(0, file.size)` and the whole file follows,
+        so the caller learns that ranges are not served. Bytes arrive as the
+        socket delivers them (at most DOWNLOAD_CHUNK at a time), so a reader
+        of a slow link sees progress at once. Retries on connection trouble,
+        resuming where the bytes stopped (from 0 again if the server answers
+        200 once more); raises TransferCancelled as soon as `sink.cancelled()`.
         """
         path = f"/jobs/{quote(file.jobname, safe='')}/files/{quote(file.name, safe='')}"
         what = f"file {file.type}/{file.name} of job {file.jobname}"
-        written = 0
+        position = start  # the next byte wanted
 
-        def attempt() -> int:
-            nonlocal written
-            # identity: Content-Length must count the bytes we write.
-            headers = {"Accept-Encoding": "identity"}
-            if written:
-                headers["Range"] = f"bytes={written}-"
+        def attempt() -> None:
+            nonlocal position, end
+            if sink.cancelled():
+                raise TransferCancelled(what)
+            # identity: Content-Length and Content-Range must count the bytes we write.
+            headers = {"Accept-Encoding": "identity", "Range": f"bytes={position}-{end - 1}"}
             response = self._send(
                 "GET", path, params={"filetype": file.type}, headers=headers, stream=True
             )
             with response:
                 self._raise_for_status(response, what, retryable=True)
-                resumed = self._resumes_at(response, written)
-                if written and not resumed:
-                    logger.info("%s: the server did not resume at %d; starting over", what, written)
-                    out.seek(0)
-                    out.truncate()
-                    written = 0
-                if response.status_code == 206 and not resumed:
-                    # A range we did not ask for: its bytes belong elsewhere in the file.
-                    raise _Retry(
-                        f"{what}: unexpected partial answer {self._content_range(response)}"
-                    )
-                expected = response.headers.get("Content-Length")
-                start = written
+                if response.status_code == 206:
+                    match = _CONTENT_RANGE.fullmatch(self._content_range(response))
+                    if match is None or int(match.group(1)) != position:
+                        raise _Retry(
+                            f"{what}: unexpected partial answer {self._content_range(response)}"
+                        )
+                else:  # 200: the whole file, from its first byte
+                    if position:
+                        logger.info("%s: Range %d- ignored; from 0 again", what, position)
+                    position, end = 0, file.size
+                sink.begin(position, end)
                 try:
-                    for chunk in response.iter_content(DOWNLOAD_CHUNK):
-                        out.write(chunk)
-                        written += len(chunk)
-                except requests.RequestException as exc:
-                    raise _Retry(f"{what}: connection lost after {written} bytes: {exc}") from None
-                if expected is not None and expected.isdigit() and written - start < int(expected):
-                    raise _Retry(f"{what}: body ended after {written - start} of {expected} bytes")
-                return written
+                    while position < end:
+                        if sink.cancelled():
+                            raise TransferCancelled(what)
+                        data = response.raw.read1(min(DOWNLOAD_CHUNK, end - position))
+                        if not data:
+                            raise _Retry(f"{what}: the body ended at byte {position} of {end}")
+                        sink.write(position, data)
+                        position += len(data)
+                except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                    raise _Retry(f"{what}: connection lost at byte {position}: {exc}") from None
 
-        return self._with_retries(attempt, what, retryable=True)
+        self._with_retries(attempt, what, retryable=True)
 
     # --- machinery ---------------------------------------------------------------------
 
     @staticmethod
     def _content_range(response: requests.Response) -> str:
         return response.headers.get("Content-Range", "").strip()
-
-    @classmethod
-    def _resumes_at(cls, response: requests.Response, offset: int) -> bool:
-        """A 206 whose range starts where our bytes end (never for offset 0: no Range sent)."""
-        if response.status_code != 206 or not offset:
-            return False
-        match = _CONTENT_RANGE.fullmatch(cls._content_range(response))
-        return match is not None and int(match.group(1)) == offset
 
     def _call(
         self,

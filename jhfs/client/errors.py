@@ -26,3 +26,7 @@ class ServerError(JuliaHubError):
 
 class ServerUnreachableError(JuliaHubError):
     """No answer: connection refused or reset, timeout, or a body cut short."""
+
+
+class TransferCancelled(Exception):
+    """The caller asked a download to stop (nobody reads it any more); not a failure."""

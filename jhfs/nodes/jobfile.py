@@ -1,8 +1,8 @@
 """jobs/<jobname>/files/<type>/<name>: a job file, downloaded once and hash-checked.
 
-The first read fetches the verified blob through the file cache (blocking);
-later reads are os.preadv from it into the reply buffer. A job file never changes once uploaded, so
-the kernel may keep its pages across opens.
+An open of a cached file reads the verified blob (page-cached by the kernel
+across opens); an open of any other file joins its download and reads bytes
+as they arrive, under the rule of jhfs.state.download.
 """
 
 from __future__ import annotations
@@ -10,14 +10,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import threading
 
 from jhfs.client import Job, JobFile
 from jhfs.errno_map import FuseOSError
 from jhfs.nodes.base import XATTR_NAMESPACE, Attrs, Handle, Node, require_read_only
 from jhfs.nodes.context import MountContext, to_ns
+from jhfs.state.download import Download
 from jhfs.state.errors import FileNotReadyError
-from jhfs.state.files import FileCache
 
 XATTR_HASH = XATTR_NAMESPACE + "hash"
 XATTR_TYPE = XATTR_NAMESPACE + "type"
@@ -25,39 +24,42 @@ XATTR_UPLOADED = XATTR_NAMESPACE + "upload_timestamp"
 
 
 class BlobHandle(Handle):
-    """An open job file: a descriptor of the verified blob, opened at the first read."""
+    """An open job file whose verified blob is in the cache: reads come from it.
 
-    def __init__(self, files: FileCache, file: JobFile) -> None:
-        self.files = files
-        self.file = file
-        self.keep_cache = True
-        self._fd: int | None = None
-        # Only this handle's readers wait here; concurrent handles of one file
-        # are made to share one download by the file cache itself.
-        self._lock = threading.Lock()
+    The file never changes, so the kernel may keep its pages across opens.
+    """
 
-    def read(self, size: int, offset: int) -> bytes:
-        fd = self._fd
-        if fd is None:
-            fd = self._open_blob()
-        return os.pread(fd, size, offset)
+    keep_cache = True
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
 
     def readinto(self, buf: memoryview, offset: int) -> int:
-        fd = self._fd
-        if fd is None:
-            fd = self._open_blob()
-        return os.preadv(fd, [buf], offset)  # straight into the kernel's reply, no copy
-
-    def _open_blob(self) -> int:
-        with self._lock:
-            if self._fd is None:
-                self._fd = os.open(self.files.fetch(self.file), os.O_RDONLY)
-            return self._fd
+        return os.preadv(self._fd, [buf], offset)  # straight into the kernel's reply, no copy
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        os.close(self._fd)
+
+
+class DownloadHandle(Handle):
+    """An open job file that is still downloading: reads wait for their bytes.
+
+    Direct I/O: the kernel caches nothing of a download whose hash has not
+    been checked, and each read of the application (1 MiB for cp and cat, from
+    st_blksize) is one request. This open file stays with its download to the
+    end: if that fails, every later read fails too instead of starting another.
+    """
+
+    direct_io = True
+
+    def __init__(self, download: Download) -> None:
+        self._download = download
+
+    def readinto(self, buf: memoryview, offset: int) -> int:
+        return self._download.readinto(buf, offset)
+
+    def release(self) -> None:
+        self._download.detach()
 
 
 class JobFileNode(Node):
@@ -77,7 +79,15 @@ class JobFileNode(Node):
             # Checked here too because the kernel does not even ask us to read a
             # file whose size is still 0.
             raise FileNotReadyError(f"{self.file.name}: upload unfinished (no hash yet)")
-        return BlobHandle(self.ctx.files, self.file)
+        files = self.ctx.files
+        while True:
+            fd = files.open_blob(self.file)
+            if fd is not None:
+                return BlobHandle(fd)
+            download = files.download(self.file)
+            if download is not None:
+                return DownloadHandle(download)
+            # None: the blob was verified in between; open it.
 
     def _xattrs(self) -> dict[str, str]:
         attrs = {XATTR_TYPE: self.file.type}

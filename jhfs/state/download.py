@@ -1,0 +1,379 @@
+"""One job file on its way into the cache: ranged chunks over parallel connections,
+hashed as its prefix grows, readable while it arrives.
+
+The bytes go to a temporary file in <cache_dir>/tmp at their own offsets. A
+file above PARALLEL_THRESHOLD is cut into CHUNK_SIZE chunks, and up to
+`streams` connections each take the lowest chunk nobody has taken, so the
+file fills from the front and a reader streaming it keeps moving. The first
+request asks for the first chunk only: a 206 answer starts the other
+connections, a 200 (a server that ignores Range) turns the download into one
+stream of the whole file. Each chunk resumes on its own after connection
+trouble (the client's retry policy).
+
+A hashing thread follows the contiguous prefix (the bytes from 0 that are all
+on disk) and compares the digest at the end. The rule for readers: a read is
+answered as soon as its bytes are on disk, except that **no read reaches the
+end of the file before the hash matched** (in `strict` mode no read is
+answered before). On a mismatch every read of this download fails (EIO)
+and its bytes are deleted; the file cache starts a new download on the next
+open. On a match the file is fsynced and renamed into the blob directory:
+only then is it a cached blob.
+
+Readers attach while they have the file open. When the last one detaches
+before the end, the connections stop within one socket read and the bytes
+stay; attaching again resumes from them with Range requests (a server that
+ignores Range sends the whole file again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from jhfs.client import JobFile, JuliaHubClient, TransferCancelled
+from jhfs.state.cachedir import temp_file
+from jhfs.state.errors import IntegrityError
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SIZE = 8 << 20  # per ranged request: few requests per GiB, small enough to spread
+PARALLEL_THRESHOLD = 2 * CHUNK_SIZE  # smaller files come in one request
+HASH_BLOCK = 4 << 20  # hashlib releases the GIL on blocks this large
+
+
+@dataclass
+class _Chunk:
+    start: int
+    end: int
+    written: int = 0  # bytes [start, start + written) are on disk
+    taken: bool = False  # a connection is fetching it
+
+    @property
+    def done(self) -> bool:
+        return self.start + self.written >= self.end
+
+
+class _ChunkSink:
+    """The client's DownloadSink for one connection's current chunk."""
+
+    def __init__(self, download: Download, chunk: _Chunk) -> None:
+        self.download = download
+        self.chunk = chunk
+
+    def begin(self, start: int, end: int) -> None:
+        self.download._begin(self, start, end)
+
+    def write(self, offset: int, data: bytes) -> None:
+        self.download._write(self, offset, data)
+
+    def cancelled(self) -> bool:
+        return self.download._cancelled(self)
+
+
+def describe(file: JobFile) -> str:
+    return f"{file.jobname}/files/{file.type}/{file.name}"
+
+
+class Download:
+    """A job file being fetched into a temporary file; see the module docstring.
+
+    `on_end` runs once (on a connection or hashing thread) when the download
+    has ended: verified and renamed to `blob_path`, or failed.
+    """
+
+    def __init__(
+        self,
+        client: JuliaHubClient,
+        file: JobFile,
+        expected: bytes,
+        tmp_dir: Path,
+        blob_path: Path,
+        *,
+        streams: int,
+        strict: bool,
+        on_end: Callable[[Download], None],
+    ) -> None:
+        self.file = file
+        self.size = file.size
+        self._client = client
+        self._expected = expected
+        self._blob_path = blob_path
+        self._streams = streams
+        self._strict = strict
+        self._on_end = on_end
+        self._fd, self._tmp_path = temp_file(tmp_dir, ".part")
+        os.ftruncate(self._fd, self.size)  # sparse: chunks land at their own offsets
+        self._cond = threading.Condition()
+        if self.size > PARALLEL_THRESHOLD and streams > 1:
+            starts = range(0, self.size, CHUNK_SIZE)
+            self._chunks = [_Chunk(s, min(s + CHUNK_SIZE, self.size)) for s in starts]
+        else:
+            self._chunks = [_Chunk(0, self.size)]
+        self._ranged: bool | None = None  # whether the server answers Range; unknown at first
+        self._readers = 0
+        self._connections = 0  # connection threads alive
+        self._hashing = False  # the hashing thread is alive
+        self._hash = hashlib.sha256()
+        self._hashed = 0
+        self._verified = False
+        self._error: BaseException | None = None
+        self._closed = False
+        self._started = time.monotonic()
+
+    # -- readers ----------------------------------------------------------------
+
+    def attach(self) -> None:
+        """A reader opened the file: (re)start the transfer if it is not running."""
+        with self._cond:
+            self._readers += 1
+            if self._ended():
+                return
+            if self._connections == 0:
+                self._started = time.monotonic()
+                if self._hashed or any(chunk.written for chunk in self._chunks):
+                    logger.info("%s: resuming at %d bytes", describe(self.file), self._contiguous())
+                wanted = self._streams if self._ranged else 1
+                for _ in range(min(wanted, self._untaken())):
+                    self._spawn(self._connect, "jhfs-download")
+            if not self._hashing:
+                self._hashing = True
+                self._spawn(self._hash_prefix, "jhfs-sha256")
+
+    def detach(self) -> None:
+        """A reader closed the file; after the last one an unfinished transfer stops."""
+        with self._cond:
+            self._readers -= 1
+            if self._readers == 0 and not self._ended():
+                logger.info(
+                    "%s: nobody reads it; stopping at %d of %d bytes (kept to resume)",
+                    describe(self.file),
+                    self._contiguous(),
+                    self.size,
+                )
+            self._cond.notify_all()
+            self._close_if_unused()
+
+    @property
+    def idle(self) -> bool:
+        """Nobody reads it and nothing runs: it may be discarded."""
+        with self._cond:
+            return self._readers == 0 and self._connections == 0 and not self._hashing
+
+    @property
+    def failed(self) -> bool:
+        with self._cond:
+            return self._error is not None
+
+    def discard(self) -> None:
+        """Delete the partial bytes of an idle, unfinished download (the cache is full)."""
+        with self._cond:
+            if self._ended():
+                return
+            self._error = TransferCancelled(describe(self.file))
+            self._close_if_unused()
+        self._tmp_path.unlink(missing_ok=True)
+
+    def readinto(self, buf: memoryview, offset: int) -> int:
+        """Fill `buf` from `offset` once those bytes may be served (module docstring)."""
+        end = min(offset + len(buf), self.size)
+        with self._cond:
+            while True:
+                if self._error is not None:
+                    raise self._error
+                if self._verified:
+                    break
+                if not self._strict and end < self.size and self._on_disk(offset, end):
+                    break
+                self._cond.wait()
+        if end <= offset:
+            return 0
+        return os.preadv(self._fd, [buf[: end - offset]], offset)
+
+    # -- the connections --------------------------------------------------------
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        # Called with the lock held; the thread counts are raised here so
+        # that nobody starts a second set in between.
+        if target == self._connect:
+            self._connections += 1
+        threading.Thread(target=target, name=name, daemon=True).start()
+
+    def _connect(self) -> None:
+        """One connection: fetch chunks in file order until none is left or the transfer stops."""
+        while (chunk := self._take()) is not None:
+            sink = _ChunkSink(self, chunk)
+            try:
+                self._client.download_range(self.file, chunk.start + chunk.written, chunk.end, sink)
+            except TransferCancelled:
+                pass
+            except Exception as exc:
+                self._fail(exc)
+            with self._cond:
+                sink.chunk.taken = False
+                self._cond.notify_all()
+
+    def _take(self) -> _Chunk | None:
+        """The next chunk for a connection, or None, and then the connection is over.
+
+        The count drops in the same critical section as the decision, so
+        attach never counts on a connection that is about to leave.
+        """
+        with self._cond:
+            if self._readers > 0 and not self._ended():
+                for chunk in self._chunks:
+                    if not chunk.taken and not chunk.done:
+                        chunk.taken = True
+                        return chunk
+            self._connections -= 1
+            self._cond.notify_all()
+            self._close_if_unused()
+            return None
+
+    def _untaken(self) -> int:
+        return sum(1 for chunk in self._chunks if not chunk.taken and not chunk.done)
+
+    def _begin(self, sink: _ChunkSink, start: int, end: int) -> None:
+        with self._cond:
+            chunk = sink.chunk
+            if end > chunk.end:
+                # The server ignored Range and sends the whole file: one stream
+                # from here on; the other connections stop at their next read.
+                if self._ranged is not False or len(self._chunks) > 1:
+                    logger.info("%s: the server ignores Range; one stream", describe(self.file))
+                self._ranged = False
+                chunk = _Chunk(0, self.size, taken=True)
+                self._chunks = [chunk]
+                sink.chunk = chunk
+            elif self._ranged is None:
+                self._ranged = True
+                for _ in range(min(self._streams - 1, self._untaken())):
+                    self._spawn(self._connect, "jhfs-download")
+            chunk.written = start - chunk.start
+            self._cond.notify_all()
+
+    def _write(self, sink: _ChunkSink, offset: int, data: bytes) -> None:
+        view = memoryview(data)
+        done = 0
+        while done < len(view):
+            done += os.pwrite(self._fd, view[done:], offset + done)
+        with self._cond:
+            sink.chunk.written = offset + len(data) - sink.chunk.start
+            self._cond.notify_all()
+
+    def _cancelled(self, sink: _ChunkSink) -> bool:
+        with self._cond:
+            stale = sink.chunk not in self._chunks  # replaced by one whole-file stream
+            return stale or self._readers == 0 or self._ended()
+
+    def _fail(self, error: BaseException) -> None:
+        with self._cond:
+            if self._ended():
+                return
+            self._error = error
+            self._cond.notify_all()
+        self._tmp_path.unlink(missing_ok=True)
+        self._on_end(self)
+
+    # -- the hash ---------------------------------------------------------------
+
+    def _hash_prefix(self) -> None:
+        """Hash the contiguous prefix as it grows; at the end, verify and publish the blob."""
+        try:
+            while (available := self._hashable()) is not None:
+                if self._hashed == self.size:
+                    self._verify()
+                else:
+                    size = min(HASH_BLOCK, available - self._hashed)
+                    block = os.pread(self._fd, size, self._hashed)
+                    self._hash.update(block)
+                    self._hashed += len(block)
+        except Exception as exc:
+            self._fail(exc)
+            self._hashable()
+
+    def _hashable(self) -> int | None:
+        """Wait until more of the prefix is on disk (its end) or everything is hashed;
+        None, and then the hashing thread is over, once there is nothing more to do
+        (ended, or paused: attach starts hashing again)."""
+        with self._cond:
+            while True:
+                if self._ended():
+                    break
+                available = self._contiguous()
+                if available > self._hashed or self._hashed == self.size:
+                    return available
+                if self._readers == 0 and self._connections == 0:
+                    break
+                self._cond.wait()
+            self._hashing = False
+            self._cond.notify_all()
+            self._close_if_unused()
+            return None
+
+    def _verify(self) -> None:
+        digest = self._hash.digest()
+        if digest != self._expected:
+            logger.warning(
+                "%s: hash mismatch (expected sha2_256 %s, got %s, %d bytes); discarded",
+                describe(self.file),
+                self._expected.hex(),
+                digest.hex(),
+                self.size,
+            )
+            self._fail(IntegrityError(f"{describe(self.file)}: downloaded bytes do not match"))
+            return
+        with self._cond:
+            self._verified = True
+            self._cond.notify_all()
+        # Readers go on from the open descriptor; the blob is valid once its
+        # bytes are on disk and it has its name.
+        try:
+            os.fsync(self._fd)
+            os.replace(self._tmp_path, self._blob_path)
+        except OSError as exc:
+            logger.warning("%s: verified but not kept in the cache: %s", describe(self.file), exc)
+            self._tmp_path.unlink(missing_ok=True)
+        seconds = time.monotonic() - self._started
+        logger.info(
+            "%s: downloaded and verified %d bytes in %.2f s (%s)",
+            describe(self.file),
+            self.size,
+            seconds,
+            "ranged" if self._ranged else "one stream",
+        )
+        self._on_end(self)
+
+    # -- bookkeeping (lock held) --------------------------------------------------
+
+    def _ended(self) -> bool:
+        return self._verified or self._error is not None
+
+    def _contiguous(self) -> int:
+        for chunk in self._chunks:
+            if not chunk.done:
+                return chunk.start + chunk.written
+        return self.size
+
+    def _on_disk(self, offset: int, end: int) -> bool:
+        for chunk in self._chunks:
+            if chunk.end <= offset:
+                continue
+            if chunk.start >= end:
+                return True
+            if chunk.start + chunk.written < min(end, chunk.end):
+                return False
+        return True
+
+    def _close_if_unused(self) -> None:
+        # The descriptor serves readers until the last one leaves; an unfinished
+        # download keeps it to resume (until discarded).
+        unused = self._readers == 0 and self._connections == 0 and not self._hashing
+        if unused and self._ended() and not self._closed:
+            self._closed = True
+            os.close(self._fd)

@@ -1,0 +1,143 @@
+"""Big job files through a real mount: reads stream while the hash is checked,
+downloads stop when nobody reads and resume later, strict mode, parallel lookups."""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Emulator, wait_for
+from mounting import Mount, mount_jhfs, sh, sha256_of
+
+MIB = 1 << 20
+
+
+@pytest.fixture
+def mnt(fresh_emulator: Emulator, tmp_path: Path) -> Iterator[Mount]:
+    with mount_jhfs(fresh_emulator, tmp_path) as mount:
+        yield mount
+
+
+def result_file(mount: Mount, size: int, seed: int) -> tuple[Path, str]:
+    """A finished job's result file of its own content: (path in the mount, sha256 hex)."""
+    jobname = mount.emulator.create_finished(
+        files=[{"type": "result", "name": "big.bin", "size": size, "seed": seed}]
+    )
+    info = json.loads((mount.job(jobname) / "info.json").read_text())
+    value = next(f["hash"]["value"] for f in info["files"] if f["name"] == "big.bin")
+    return mount.job(jobname) / "files" / "result" / "big.bin", base64.b64decode(value).hex()
+
+
+def sent(emulator: Emulator) -> int:
+    return int(emulator.stats()["bytes_sent"])
+
+
+def downloads(emulator: Emulator) -> int:
+    return int(emulator.stats()["requests"].get("download", 0))
+
+
+def settled_sent(emulator: Emulator) -> int:
+    """bytes_sent once it stopped growing (no transfer runs)."""
+    last = [-1]
+
+    def stable() -> bool:
+        now = sent(emulator)
+        same = now == last[0]
+        last[0] = now
+        return same
+
+    wait_for(stable, interval=0.5, what="the server to stop sending")
+    return last[0]
+
+
+def test_the_head_of_a_cold_file_comes_before_the_download_ends(mnt: Mount) -> None:
+    source, _ = result_file(mnt, 4 * MIB, seed=1)
+    mnt.emulator.fault(endpoint="download", mode="throttle", rate=1_000_000)
+    before = sent(mnt.emulator)
+    head = sh(f"head -c 100 {source} | wc -c")
+    assert head.stdout.strip() == "100"
+    assert sent(mnt.emulator) - before < 4 * MIB
+    # Nobody reads it any more: the download stops short of the end.
+    assert settled_sent(mnt.emulator) - before < 4 * MIB
+
+
+def test_ctrl_c_of_a_cold_cp_stops_the_download_and_the_next_cp_resumes_it(
+    mnt: Mount, tmp_path: Path
+) -> None:
+    size = 24 * MIB  # three ranged chunks
+    source, digest = result_file(mnt, size, seed=2)
+    mnt.emulator.fault(endpoint="download", mode="throttle", rate=2_000_000)
+    before = sent(mnt.emulator)
+    cp = subprocess.Popen(["cp", str(source), str(tmp_path / "partial.bin")])
+    wait_for(lambda: sent(mnt.emulator) - before > MIB, what="the download to start")
+    cp.send_signal(signal.SIGINT)
+    assert cp.wait(timeout=30) != 0
+    assert settled_sent(mnt.emulator) - before < size
+
+    mnt.emulator.admin("DELETE", "faults")
+    copied = sh(f"cp {source} {tmp_path}/copy.bin")
+    assert copied.returncode == 0, copied.stderr
+    assert sha256_of(tmp_path / "copy.bin") == digest
+    # Resumed where it stopped: at most what was in flight went twice.
+    assert size <= settled_sent(mnt.emulator) - before < size + 4 * MIB
+
+
+def test_a_persistent_corruption_costs_one_download_per_open_file_or_concurrent_opens(
+    mnt: Mount, tmp_path: Path
+) -> None:
+    source, digest = result_file(mnt, 2 * MIB, seed=3)
+    mnt.emulator.fault(endpoint="download", mode="corrupt", count=1000)
+    before = downloads(mnt.emulator)
+    failed = sh(f"cat {source} > /dev/null")
+    assert failed.returncode != 0
+    assert "Input/output error" in failed.stderr
+    assert downloads(mnt.emulator) - before == 1  # the kernel's retried reads start none
+
+    # Four readers at once (kept in flight by a slow link) share one download.
+    mnt.emulator.fault(endpoint="download", mode="throttle", rate=2_000_000)
+    before = downloads(mnt.emulator)
+    cats = [
+        subprocess.Popen(["cat", str(source)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    assert all(cat.wait(timeout=60) != 0 for cat in cats)
+    assert downloads(mnt.emulator) - before == 1
+
+    mnt.emulator.admin("DELETE", "faults")
+    copied = sh(f"cp {source} {tmp_path}/good.bin")
+    assert copied.returncode == 0, copied.stderr
+    assert sha256_of(tmp_path / "good.bin") == digest
+
+
+def test_verify_full_serves_no_byte_before_the_whole_file_matched(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    with mount_jhfs(fresh_emulator, tmp_path, "-o", "verify=full") as mount:
+        source, _ = result_file(mount, 2 * MIB, seed=4)
+        fresh_emulator.fault(endpoint="download", mode="throttle", rate=2_000_000)
+        before = sent(fresh_emulator)
+        head = sh(f"head -c 100 {source} | wc -c")
+        assert head.stdout.strip() == "100"
+        assert sent(fresh_emulator) - before >= 2 * MIB
+
+
+def test_a_slow_lookup_does_not_hold_up_another_job_in_the_same_directory(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    # Only the newest job is listed; the older one is looked up by name.
+    older = fresh_emulator.create_finished(status="Completed")
+    newer = fresh_emulator.create_finished(status="Failed")
+    with mount_jhfs(fresh_emulator, tmp_path, "--jobs-limit", "1") as mount:
+        assert sh(f"ls {mount.jobs}").stdout.split() == [newer]
+        fresh_emulator.fault(endpoint="job", mode="delay", delay=5, jobname=older)
+        slow = subprocess.Popen(["stat", str(mount.job(older))], stdout=subprocess.DEVNULL)
+        wait_for(lambda: fresh_emulator.stats()["requests"].get("job", 0), what="the slow lookup")
+        status = sh(f"cat {mount.job(newer)}/status")
+        assert status.stdout == "Failed\n"
+        assert slow.poll() is None  # answered while the other lookup still waits
+        assert slow.wait(timeout=30) == 0
