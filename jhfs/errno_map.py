@@ -19,6 +19,7 @@ from jhfs.client import (
     PermissionDeniedError,
     ServerError,
     ServerUnreachableError,
+    TransferCancelled,
 )
 from jhfs.state.errors import FileNotReadyError, IntegrityError
 
@@ -51,6 +52,8 @@ def errno_for(exc: BaseException) -> int:
         return errno.EIO
     if isinstance(exc, FileNotReadyError):
         return errno.EAGAIN
+    if isinstance(exc, TransferCancelled):
+        return errno.EINTR
     if isinstance(exc, ValueError):
         return errno.EINVAL
     return errno.EIO
@@ -72,6 +75,8 @@ def fuse_error(exc: BaseException, operation: str, path: str) -> FuseOSError:
         logger.warning("%s: server trouble: %s", where, exc)
     elif isinstance(exc, FileNotReadyError):
         logger.info("%s: not ready: %s", where, exc)
+    elif isinstance(exc, TransferCancelled):
+        logger.debug("%s: its reader went away: %s", where, exc)
     elif isinstance(exc, IntegrityError):
         logger.error("%s: %s", where, exc)
     elif isinstance(exc, ValueError):

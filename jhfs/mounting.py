@@ -114,16 +114,17 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         listing_ttl=FRESHNESS,
     )
     logs = LogStore(client, registry, settings.cache_dir)
+    files = FileCache(
+        client,
+        settings.cache_dir,
+        streams=settings.options.download_streams,
+        strict=settings.options.verify_full,
+    )
     ctx = MountContext(
         client=client,
         registry=registry,
         logs=logs,
-        files=FileCache(
-            client,
-            settings.cache_dir,
-            streams=settings.options.download_streams,
-            strict=settings.options.verify_full,
-        ),
+        files=files,
         uid=os.getuid(),
         gid=os.getgid(),
         mounted_at_ns=time.time_ns(),
@@ -150,6 +151,7 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         # (SIGINT, SIGTERM, SIGHUP) asked for the unmount.
         logger.info("the FUSE loop ended (libfuse result %s)", exc)
     finally:
+        files.close()
         logs.close()
         client.close()
     logger.info("unmounted %s", settings.mountpoint)

@@ -14,6 +14,7 @@ from jhfs.client import (
     PermissionDeniedError,
     ServerError,
     ServerUnreachableError,
+    TransferCancelled,
 )
 from jhfs.errno_map import FuseOSError, errno_for, fuse_error
 from jhfs.nodes.ctl import CtlSyntaxError
@@ -29,6 +30,7 @@ from jhfs.state.errors import FileNotReadyError, IntegrityError
         (ServerUnreachableError("timeout"), errno.EIO),
         (ServerError("500"), errno.EIO),
         (FileNotReadyError("uploading"), errno.EAGAIN),
+        (TransferCancelled("its reader went away"), errno.EINTR),
         (IntegrityError("hash mismatch"), errno.EIO),
         (CtlSyntaxError("bad"), errno.EINVAL),
         (ValueError("bad"), errno.EINVAL),

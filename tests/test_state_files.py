@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 from conftest import Emulator, wait_for
 
-from jhfs.client import JobFile, JuliaHubClient, ServerUnreachableError, TokenSource
+from jhfs.client import (
+    JobFile,
+    JuliaHubClient,
+    ServerUnreachableError,
+    TokenSource,
+    TransferCancelled,
+)
 from jhfs.state.download import CHUNK_SIZE, Download
 from jhfs.state.errors import FileNotReadyError, IntegrityError
 from jhfs.state.files import FileCache
@@ -254,6 +260,34 @@ def test_the_last_reader_leaving_stops_the_download_and_the_next_resumes_it(
     # Resumed from the bytes it had, not from 0: at most what was in flight
     # on the connections when they stopped was sent twice.
     assert size <= settled_sent(fresh_emulator) - before < size + (1 << 20)
+    client.close()
+
+
+def test_a_read_still_waiting_when_the_last_reader_leaves_is_let_go(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    # The kernel releases the file of a killed process while its read still
+    # waits; that read must end (its thread is needed), not wait forever.
+    client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token))
+    file = result_job(fresh_emulator, client, size=4_000_000, seed=12)
+    fresh_emulator.fault(endpoint="download", mode="throttle", rate=500_000)
+    download = FileCache(client, tmp_path).download(file)
+    assert download is not None
+    outcome: list[BaseException] = []
+
+    def read_the_end() -> None:
+        try:
+            read_from(download, file.size - 10, 10)
+        except TransferCancelled as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read_the_end)
+    reader.start()
+    wait_for(lambda: sent(fresh_emulator) > 100_000, what="the download to run")
+    download.detach()
+    reader.join(30)
+    assert not reader.is_alive()
+    assert len(outcome) == 1
     client.close()
 
 

@@ -171,11 +171,13 @@ class Download:
             return self._error is not None
 
     def discard(self) -> None:
-        """Delete the partial bytes of an idle, unfinished download (the cache is full)."""
+        """Stop an unfinished download for good and delete its bytes (it was paused
+        the longest, or the mount ends)."""
         with self._cond:
             if self._ended():
                 return
             self._error = TransferCancelled(describe(self.file))
+            self._cond.notify_all()
             self._close_if_unused()
         self._tmp_path.unlink(missing_ok=True)
 
@@ -186,6 +188,10 @@ class Download:
             while True:
                 if self._error is not None:
                     raise self._error
+                if self._readers == 0:
+                    # Every open file was released while this read waited: its
+                    # process is gone (killed), and the transfer has stopped.
+                    raise TransferCancelled(describe(self.file))
                 if self._verified:
                     break
                 if not self._strict and end < self.size and self._on_disk(offset, end):

@@ -99,6 +99,13 @@ class FileCache:
             download.attach()
             return download
 
+    def close(self) -> None:
+        """The mount ends: delete the bytes of downloads nobody reads."""
+        with self._lock:
+            for download in self._downloads.values():
+                download.discard()
+            self._downloads.clear()
+
     def _ended(self, download: Download) -> None:
         with self._lock:
             key = self._blob_path(download.file).name
