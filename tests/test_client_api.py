@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.server
-import io
 import logging
 import os
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -29,6 +29,7 @@ from jhfs.client import (
     ServerError,
     ServerUnreachableError,
     TokenSource,
+    TransferCancelled,
 )
 from jhfs.client.models import FileHash
 
@@ -48,6 +49,46 @@ def client(emulator: Emulator) -> Iterator[JuliaHubClient]:
 
 def requests_to(em: Emulator, endpoint: str) -> int:
     return int(em.stats()["requests"].get(endpoint, 0))
+
+
+class BytesSink:
+    """A DownloadSink into a bytearray of the file's size, recording what it is told.
+
+    Each answer's writes must follow its begin() contiguously and stay inside it.
+    """
+
+    def __init__(self, size: int, cancel_after_writes: int | None = None) -> None:
+        self.data = bytearray(size)
+        self.begins: list[tuple[int, int]] = []
+        self.writes: list[tuple[int, int]] = []  # (offset, length)
+        self.cancel_after_writes = cancel_after_writes
+        self._next = self._end = 0
+
+    def begin(self, start: int, end: int) -> None:
+        assert 0 <= start <= end <= len(self.data)
+        self.begins.append((start, end))
+        self._next, self._end = start, end
+
+    def write(self, offset: int, data: bytes) -> None:
+        assert self.begins, "write before begin"
+        assert offset == self._next and offset + len(data) <= self._end, (offset, len(data))
+        self.data[offset : offset + len(data)] = data
+        self.writes.append((offset, len(data)))
+        self._next += len(data)
+
+    def cancelled(self) -> bool:
+        return self.cancel_after_writes is not None and len(self.writes) >= self.cancel_after_writes
+
+    @property
+    def written(self) -> int:
+        return sum(length for _, length in self.writes)
+
+
+def download_all(client: JuliaHubClient, file: JobFile) -> bytes:
+    """The whole file through download_range."""
+    sink = BytesSink(file.size)
+    client.download_range(file, 0, file.size, sink)
+    return bytes(sink.data)
 
 
 def job_file_content(em: Emulator, content: bytes, name: str = "data.bin") -> tuple[str, JobFile]:
@@ -212,9 +253,8 @@ def test_one_client_shared_by_many_threads(emulator: Emulator) -> None:
     def work(i: int) -> bool:
         jobname, file = files[i % 4]
         job = client.job(jobname)
-        out = io.BytesIO()
-        client.download_file(file, out)
-        return job is not None and job.jobname == jobname and out.getvalue() == contents[i % 4]
+        data = download_all(client, file)
+        return job is not None and job.jobname == jobname and data == contents[i % 4]
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         assert all(pool.map(work, range(64)))
@@ -391,7 +431,7 @@ def test_connection_refused(caplog: pytest.LogCaptureFixture) -> None:
 # --- downloads ----------------------------------------------------------------------------
 
 
-def test_download_matches_the_hash(emulator: Emulator, tmp_path: Path) -> None:
+def test_download_matches_the_hash(emulator: Emulator) -> None:
     jobname = emulator.create_finished(
         status="Completed", files=[{"type": "result", "name": "big.bin", "size": 5_000_000}]
     )
@@ -399,42 +439,46 @@ def test_download_matches_the_hash(emulator: Emulator, tmp_path: Path) -> None:
     job = client.job(jobname)
     assert job is not None
     (file,) = job.files
-    with open(tmp_path / "out", "wb") as out:
-        assert client.download_file(file, out) == 5_000_000
-    digest = hashlib.sha256((tmp_path / "out").read_bytes()).digest()
-    assert digest == file.hash.digest
+    assert file.size == 5_000_000
+    sink = BytesSink(file.size)
+    client.download_range(file, 0, file.size, sink)
+    assert sink.written == 5_000_000
+    assert hashlib.sha256(sink.data).digest() == file.hash.digest
 
 
 def test_download_name_with_odd_characters(emulator: Emulator) -> None:
     content = b"spaces and unicode"
     _, file = job_file_content(emulator, content, name="my file é#?.txt")
-    out = io.BytesIO()
-    assert make_client(emulator).download_file(file, out) == len(content)
-    assert out.getvalue() == content
+    assert download_all(make_client(emulator), file) == content
 
 
 def test_download_of_a_missing_file_is_not_found(emulator: Emulator) -> None:
     jobname = emulator.create_finished(status="Completed")
-    missing = JobFile(jobname, "result", "nope.bin", 0, FileHash(None, None), None)
+    # A size > 0: a well-formed Range (an empty one would be bytes=0--1).
+    missing = JobFile(jobname, "result", "nope.bin", 10, FileHash(None, None), None)
     with pytest.raises(NotFoundError):
-        make_client(emulator).download_file(missing, io.BytesIO())
+        download_all(make_client(emulator), missing)
 
 
 @pytest.mark.parametrize("mode", ["truncate", "reset"])
-def test_download_resumes_with_range(fresh_emulator: Emulator, tmp_path: Path, mode: str) -> None:
+def test_download_resumes_with_range(fresh_emulator: Emulator, mode: str) -> None:
     em = fresh_emulator
     content = os.urandom(3_000_001)
     _, file = job_file_content(em, content)
     em.admin("POST", "stats/reset")
     em.fault(endpoint="download", mode=mode, count=1)
-    with open(tmp_path / "out", "wb") as out:
-        assert make_client(em).download_file(file, out) == len(content)
-    assert (tmp_path / "out").read_bytes() == content
+    sink = BytesSink(file.size)
+    make_client(em).download_range(file, 0, file.size, sink)
+    assert sink.data == content
     stats = em.stats()
     assert stats["requests"]["download"] == 2
+    assert sink.begins[0] == (0, len(content))
     if mode == "truncate":
-        # The second answer carried only what was missing (a 206), not the whole file again.
-        assert len(content) < stats["bytes_sent"] < 2 * len(content)
+        # The second answer carried only what was missing (a 206), not the whole file again
+        # (every byte of the first answer is kept: nothing need be sent twice).
+        assert len(content) <= stats["bytes_sent"] < 2 * len(content)
+        ((resumed_at, end),) = sink.begins[1:]
+        assert 0 < resumed_at < len(content) and end == len(content)
 
 
 def test_download_gives_up_after_the_retries(fresh_emulator: Emulator) -> None:
@@ -442,7 +486,7 @@ def test_download_gives_up_after_the_retries(fresh_emulator: Emulator) -> None:
     _, file = job_file_content(em, os.urandom(100_000))
     em.fault(endpoint="download", mode="truncate", count=10)
     with pytest.raises(ServerUnreachableError, match="2 attempts"):
-        make_client(em, retries=1).download_file(file, io.BytesIO())
+        download_all(make_client(em, retries=1), file)
     assert requests_to(em, "download") == 2
 
 
@@ -451,9 +495,7 @@ def test_download_retried_on_503(fresh_emulator: Emulator) -> None:
     content = os.urandom(10_000)
     _, file = job_file_content(em, content)
     em.fault(endpoint="download", mode="status", status=503, retry_after=0, count=2)
-    out = io.BytesIO()
-    make_client(em).download_file(file, out)
-    assert out.getvalue() == content
+    assert download_all(make_client(em), file) == content
 
 
 def test_download_does_not_check_the_hash(fresh_emulator: Emulator) -> None:
@@ -462,9 +504,87 @@ def test_download_does_not_check_the_hash(fresh_emulator: Emulator) -> None:
     content = os.urandom(50_000)
     _, file = job_file_content(em, content)
     em.fault(endpoint="download", mode="corrupt", count=1)
-    out = io.BytesIO()
-    assert make_client(em).download_file(file, out) == len(content)
-    assert hashlib.sha256(out.getvalue()).digest() != file.hash.digest
+    data = download_all(make_client(em), file)
+    assert len(data) == len(content) and data != content
+    assert hashlib.sha256(data).digest() != file.hash.digest
+
+
+def test_download_of_a_range_in_the_middle(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    content = os.urandom(1_000_000)
+    _, file = job_file_content(em, content)
+    em.admin("POST", "stats/reset")
+    start, end = 123_457, 876_543
+    sink = BytesSink(file.size)
+    make_client(em).download_range(file, start, end, sink)
+    assert sink.begins == [(start, end)]  # a 206 for just that range
+    assert sink.written == end - start
+    assert sink.data[start:end] == content[start:end]
+    assert not any(sink.data[:start]) and not any(sink.data[end:])
+    assert em.stats()["bytes_sent"] == end - start
+
+
+def test_download_of_a_range_when_the_server_ignores_range(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    content = os.urandom(1_000_000)
+    _, file = job_file_content(em, content)
+    em.fault(endpoint="download", mode="no_range")
+    try:
+        sink = BytesSink(file.size)
+        make_client(em).download_range(file, 400_000, 600_000, sink)
+    finally:
+        em.admin("DELETE", "faults")
+    # The caller learns that ranges are not served: the whole file, announced as such.
+    assert sink.begins == [(0, len(content))]
+    assert sink.written == len(content)
+    assert sink.data == content
+
+
+def test_download_cancelled_after_the_first_write(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    jobname = em.create_finished(
+        status="Completed", files=[{"type": "result", "name": "big.bin", "size": 5_000_000}]
+    )
+    job = make_client(em).job(jobname)
+    assert job is not None
+    (file,) = job.files
+    em.fault(endpoint="download", mode="throttle", rate=1_000_000)  # 5 s for the whole file
+    sink = BytesSink(file.size, cancel_after_writes=1)
+    try:
+        with pytest.raises(TransferCancelled):
+            make_client(em).download_range(file, 0, file.size, sink)
+    finally:
+        em.admin("DELETE", "faults")
+    assert len(sink.writes) == 1  # stopped at the first check after it
+    assert 0 < sink.written < file.size
+    assert requests_to(em, "download") == 1  # a cancellation is not retried
+
+
+def test_download_cancelled_before_it_starts_sends_nothing(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    _, file = job_file_content(em, os.urandom(10_000))
+    sink = BytesSink(file.size, cancel_after_writes=0)
+    with pytest.raises(TransferCancelled):
+        make_client(em).download_range(file, 0, file.size, sink)
+    assert sink.begins == [] and sink.writes == []
+    assert requests_to(em, "download") == 0
+
+
+def test_download_delivers_bytes_as_they_arrive(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    content = os.urandom(1_000_000)
+    _, file = job_file_content(em, content)
+    em.fault(endpoint="download", mode="throttle", rate=200_000)  # 5 s for the whole file
+    sink = BytesSink(file.size)
+    try:
+        make_client(em).download_range(file, 0, file.size, sink)
+    finally:
+        em.admin("DELETE", "faults")
+    assert sink.data == content
+    # Written in pieces as the socket delivered them, not once the whole body was in.
+    first_offset, first_length = sink.writes[0]
+    assert first_offset == 0 and first_length < len(content)
+    assert len(sink.writes) > 1
 
 
 class RecordingServer:
@@ -528,9 +648,7 @@ def test_redirect_to_another_host_drops_the_token(storage: RecordingServer) -> N
     try:
         client = JuliaHubClient(f"http://127.0.0.1:{api.port}", TokenSource(token="secret-tok"))
         file = JobFile("jr-aaaaaaaaaa", "result", "out.bin", len(BLOB), FileHash(None, None), None)
-        out = io.BytesIO()
-        assert client.download_file(file, out) == len(BLOB)
-        assert out.getvalue() == BLOB
+        assert download_all(client, file) == BLOB
     finally:
         api.close()
     ((api_path, api_headers),) = api.seen
@@ -552,7 +670,7 @@ def test_netrc_does_not_replace_the_token(
     monkeypatch.setenv("NETRC", str(netrc))
     client = JuliaHubClient(f"http://127.0.0.1:{storage.port}", TokenSource(token="secret-tok"))
     file = JobFile("jr-aaaaaaaaaa", "result", "out.bin", len(BLOB), FileHash(None, None), None)
-    client.download_file(file, io.BytesIO())
+    assert download_all(client, file) == BLOB
     ((_, headers),) = storage.seen
     assert headers["Authorization"] == "Bearer secret-tok"
 
@@ -563,7 +681,7 @@ def test_redirect_within_the_host_keeps_the_token() -> None:
     try:
         client = JuliaHubClient(f"http://127.0.0.1:{api.port}", TokenSource(token="secret-tok"))
         file = JobFile("jr-aaaaaaaaaa", "result", "out.bin", len(BLOB), FileHash(None, None), None)
-        client.download_file(file, io.BytesIO())
+        assert download_all(client, file) == BLOB
     finally:
         api.close()
     assert [(p, h.get("Authorization")) for p, h in api.seen] == [
@@ -572,7 +690,11 @@ def test_redirect_within_the_host_keeps_the_token() -> None:
     ]
 
 
-def test_download_restarts_when_range_is_not_honoured(tmp_path: Path) -> None:
+def range_headers(server: RecordingServer) -> list[str | None]:
+    return [h.get("Range") for _, h in server.seen]
+
+
+def test_download_restarts_when_range_is_not_honoured() -> None:
     blob = os.urandom(3 << 20)
     answers = 0
 
@@ -582,7 +704,7 @@ def test_download_restarts_when_range_is_not_honoured(tmp_path: Path) -> None:
         handler.send_response(200)  # never 206
         handler.send_header("Content-Length", str(len(blob)))
         handler.end_headers()
-        # The first answer stops after 1.5 MiB: the client keeps the whole 1 MiB chunk it read.
+        # The first answer stops after 1.5 MiB: the client keeps what it has read of it.
         handler.wfile.write(blob if answers > 1 else blob[: 3 << 19])
         handler.close_connection = True
 
@@ -590,15 +712,20 @@ def test_download_restarts_when_range_is_not_honoured(tmp_path: Path) -> None:
     try:
         client = JuliaHubClient(f"http://127.0.0.1:{server.port}", TokenSource(token="t"))
         file = JobFile("jr-aaaaaaaaaa", "result", "out.bin", len(blob), FileHash(None, None), None)
-        with open(tmp_path / "out", "wb") as out:
-            assert client.download_file(file, out) == len(blob)
+        sink = BytesSink(file.size)
+        client.download_range(file, 0, file.size, sink)
     finally:
         server.close()
-    assert (tmp_path / "out").read_bytes() == blob  # started over, not appended
-    assert [h.get("Range") for _, h in server.seen] == [None, f"bytes={1 << 20}-"]
+    assert sink.data == blob
+    # Started over from byte 0 (each 200 announced as the whole file), not appended.
+    assert sink.begins == [(0, len(blob)), (0, len(blob))]
+    first, resume = range_headers(server)
+    assert first == f"bytes=0-{len(blob) - 1}"
+    match = re.fullmatch(rf"bytes=(\d+)-{len(blob) - 1}", resume or "")
+    assert match is not None and 0 < int(match.group(1)) <= 3 << 19, resume
 
 
-def test_download_refuses_a_range_it_did_not_ask_for(tmp_path: Path) -> None:
+def test_download_refuses_a_range_it_did_not_ask_for() -> None:
     blob = os.urandom(3 << 20)
     answers = 0
 
@@ -623,12 +750,16 @@ def test_download_refuses_a_range_it_did_not_ask_for(tmp_path: Path) -> None:
     try:
         client = JuliaHubClient(f"http://127.0.0.1:{server.port}", TokenSource(token="t"))
         file = JobFile("jr-aaaaaaaaaa", "result", "out.bin", len(blob), FileHash(None, None), None)
-        with open(tmp_path / "out", "wb") as out:
-            assert client.download_file(file, out) == len(blob)
+        sink = BytesSink(file.size)
+        client.download_range(file, 0, file.size, sink)
     finally:
         server.close()
-    assert (tmp_path / "out").read_bytes() == blob
-    assert [h.get("Range") for _, h in server.seen] == [None, f"bytes={1 << 20}-", None]
+    assert sink.data == blob
+    # The 206 from byte 7 was not used: no begin() for it, and asked for again.
+    assert sink.begins == [(0, len(blob)), (0, len(blob))]
+    first, resume, again = range_headers(server)
+    assert first == f"bytes=0-{len(blob) - 1}"
+    assert resume is not None and resume != first and again == resume
 
 
 # --- the token never shows -----------------------------------------------------------------
@@ -663,7 +794,7 @@ def test_token_never_in_errors_or_logs(
         em.fault(endpoint="api_v1", mode="delay", delay=2.0, count=2)
         expect_error(good.whoami)  # timeouts
         em.fault(endpoint="download", mode="truncate", count=2)
-        expect_error(lambda: good.download_file(file, io.BytesIO()))  # cut short
+        expect_error(lambda: download_all(good, file))  # cut short
         expect_error(lambda: good.log_page(UNKNOWN_JOB))  # 403 on logs
         unreachable = JuliaHubClient(
             f"http://127.0.0.1:{free_port()}", TokenSource(token=em.token), retries=0

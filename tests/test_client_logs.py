@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import io
 from pathlib import Path
 
 import pytest
 from conftest import Emulator, wait_for
+from test_client_api import download_all
 
 from jhfs.client import (
     Job,
@@ -83,9 +83,9 @@ def test_real_job_result_file_matches_its_hash(
     _, job = big_job
     (result,) = [f for f in job.files if f.type == "result"]
     assert result.name == "result.bin" and result.size == 200_000 and result.is_uploaded
-    out = io.BytesIO()
-    assert make_client(emulator).download_file(result, out) == 200_000
-    assert hashlib.sha256(out.getvalue()).digest() == result.hash.digest
+    data = download_all(make_client(emulator), result)
+    assert len(data) == 200_000
+    assert hashlib.sha256(data).digest() == result.hash.digest
 
 
 def test_log_page_newest_after_before(emulator: Emulator, big_job: tuple[str, Job]) -> None:
