@@ -570,6 +570,15 @@ def test_download_cancelled_before_it_starts_sends_nothing(fresh_emulator: Emula
     assert requests_to(em, "download") == 0
 
 
+def test_an_empty_range_asks_the_server_nothing(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    _, file = job_file_content(em, b"")
+    sink = BytesSink(0)
+    make_client(em).download_range(file, 0, 0, sink)
+    assert sink.begins == [] and sink.writes == []
+    assert requests_to(em, "download") == 0
+
+
 def test_download_delivers_bytes_as_they_arrive(fresh_emulator: Emulator) -> None:
     em = fresh_emulator
     content = os.urandom(1_000_000)

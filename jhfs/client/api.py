@@ -293,6 +293,8 @@ class JuliaHubClient:
         path = f"/jobs/{quote(file.jobname, safe='')}/files/{quote(file.name, safe='')}"
         what = f"file {file.type}/{file.name} of job {file.jobname}"
         position = start  # the next byte wanted
+        if start >= end:
+            return  # nothing to ask for (an empty file); a Range "bytes=0--1" is invalid
 
         def attempt() -> None:
             nonlocal position, end
