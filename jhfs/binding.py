@@ -8,6 +8,7 @@ module loads the library: the CLI calls `require_libfuse3` before it does.
 
 from __future__ import annotations
 
+import ctypes
 import os
 
 from jhfs.libfuse import require_libfuse3
@@ -29,6 +30,34 @@ def _choose_libfuse3() -> None:
 
 _choose_libfuse3()
 
-from mfusepy import FUSE, Operations, fuse_file_info  # noqa: E402  # after the choice
+from mfusepy import (  # noqa: E402  # after the choice
+    FUSE,
+    Operations,
+    c_stat,
+    fuse_file_info,
+    set_st_attrs,
+)
 
-__all__ = ["FUSE", "Operations", "fuse_file_info"]
+_libfuse = ctypes.CDLL(require_libfuse3())  # the library mfusepy loaded (dlopen shares it)
+_libfuse.fuse_interrupted.restype = ctypes.c_int
+
+
+def request_interrupted() -> bool:
+    """Whether the kernel asked to interrupt the request this libfuse thread serves.
+
+    It does when the process waiting for the answer gets a signal (Ctrl-C,
+    kill). Once a request is with the filesystem the kernel waits for its
+    answer even for SIGKILL, so an operation that waits long polls this.
+    False on any thread that is not serving a request.
+    """
+    return bool(_libfuse.fuse_interrupted())
+
+
+__all__ = [
+    "FUSE",
+    "Operations",
+    "c_stat",
+    "fuse_file_info",
+    "request_interrupted",
+    "set_st_attrs",
+]

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from jhfs.binding import FUSE, Operations
+from jhfs.binding import FUSE, Operations, c_stat, set_st_attrs
 from jhfs.errno_map import FuseOSError, fuse_error
 from jhfs.nodes import XATTR_NAMESPACE, Attrs, Handle, Node, resolve
 
@@ -40,6 +40,8 @@ _kept = threading.local()
 _kept_count = itertools.count()
 
 _Op = TypeVar("_Op", bound=Callable[..., Any])
+
+FUSE_FILL_DIR_PLUS = 1 << 1  # enum fuse_fill_dir_flags: the entry comes with its attributes
 
 
 def keep_thread_state() -> None:
@@ -69,13 +71,39 @@ def at_the_edge(operation: _Op) -> _Op:
 
 
 class JhfsFUSE(FUSE):  # type: ignore[misc]  # mfusepy is untyped
-    """mfusepy's FUSE, with reads written straight into libfuse's buffer.
+    """mfusepy's FUSE, with reads written straight into libfuse's buffer and
+    listings that carry their entries' attributes.
 
     mfusepy's read takes bytes from the operation and copies them into the
     buffer; here the operation gets the buffer itself, as a memoryview, and
-    returns the count. `read` is the binding's public callback for libfuse's
-    read; only it is replaced.
+    returns the count. mfusepy's readdir passes only an entry's mode; here an
+    entry with attributes goes to libfuse as FUSE_FILL_DIR_PLUS, so that the
+    kernel's READDIRPLUS knows it without a lookup. Lookups of one directory
+    would otherwise queue behind a slow one: libfuse before 3.17.1 (Debian
+    12 has 3.14) never tells the kernel that they may run in parallel.
+    `read` and `readdir_fuse_3` are the binding's public callbacks for
+    libfuse's read and readdir; only they are replaced.
     """
+
+    def readdir_fuse_3(
+        self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any, flags: int
+    ) -> int:
+        decoded = None if path is None else path.decode(self.encoding, self.errors)
+        entries = self.operations.readdir(decoded, fip.contents.fh, offset)
+        st = c_stat()
+        # Each entry carries its position: libfuse gives the kernel an entry's
+        # attributes only in this mode, and the kernel asks for the rest of a
+        # long listing from the position where its buffer filled up.
+        for position in range(offset, len(entries)):
+            name, attrs = entries[position]
+            ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
+            fill = 0
+            if attrs is not None:
+                set_st_attrs(st, attrs, use_ns=True)
+                fill = FUSE_FILL_DIR_PLUS
+            if filler(buf, name.encode(self.encoding, self.errors), st, position + 1, fill):
+                break  # the kernel's buffer is full
+        return 0
 
     def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
         view = (ctypes.c_char * size).from_address(ctypes.addressof(buf.contents))
@@ -93,6 +121,7 @@ class JhfsOperations(Operations):  # type: ignore[misc]  # mfusepy is untyped
         self.on_ready = on_ready
         self.mounted = False  # set once the kernel handshake is done
         self._handles: dict[int, Handle] = {}
+        self._listings: dict[int, list[tuple[str, Attrs | None]]] = {}  # open directories
         self._next_fh = itertools.count(1)
         self._handles_lock = threading.Lock()
 
@@ -110,8 +139,32 @@ class JhfsOperations(Operations):  # type: ignore[misc]  # mfusepy is untyped
         return resolve(self.root, path).getattr()
 
     @at_the_edge
-    def readdir(self, path: str, fh: int) -> list[str]:
-        return [".", "..", *resolve(self.root, path).readdir()]
+    def opendir(self, path: str) -> int:
+        resolve(self.root, path)  # ENOENT, ENOTDIR: at opendir, as for any directory
+        with self._handles_lock:
+            fh = next(self._next_fh)
+            self._listings[fh] = []
+        return fh
+
+    @at_the_edge
+    def readdir(self, path: str, fh: int, offset: int) -> list[tuple[str, Attrs | None]]:
+        """The entries with their attributes where known (called by JhfsFUSE).
+
+        Read once per open directory, at offset 0 (opendir or rewinddir): the
+        kernel asks for a long listing in several parts, all from one copy.
+        """
+        entries = self._listings.get(fh)
+        if offset == 0 or entries is None:
+            entries = [(".", None), ("..", None), *resolve(self.root, path).readdir_plus()]
+            with self._handles_lock:
+                self._listings[fh] = entries
+        return entries
+
+    @at_the_edge
+    def releasedir(self, path: str, fh: int) -> int:
+        with self._handles_lock:
+            self._listings.pop(fh, None)
+        return 0
 
     @at_the_edge
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
@@ -188,9 +241,8 @@ class JhfsOperations(Operations):  # type: ignore[misc]  # mfusepy is untyped
     # -- what libfuse does as well without a trip into Python -----------------
 
     # mfusepy registers whatever the class has; None leaves an operation to
-    # libfuse: opening a directory succeeds, flush is not needed (ENOSYS, and
-    # the kernel stops sending it).
-    opendir = releasedir = flush = None
+    # libfuse: flush is not needed (ENOSYS, and the kernel stops sending it).
+    flush = None
 
     # -- everything else is read-only --------------------------------------
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from jhfs.binding import request_interrupted
 from jhfs.client import (
     AuthenticationError,
     JuliaHubClient,
@@ -52,9 +53,14 @@ FRESHNESS = 2.0
 # - 0: with default_permissions every path walk asks for the attributes of
 #   each directory on the way: more round trips for everything.
 KERNEL_TIMEOUT = 0.8
-# libfuse starts a thread per concurrent request up to this many; each holds
-# a Python thread state (fuse_ops.KEPT_THREAD_STATES) while it lives.
+# libfuse starts a thread per concurrent request up to max_threads; each
+# holds a Python thread state (fuse_ops.KEPT_THREAD_STATES) while it lives.
+# libfuse 3.14 (Debian 12) parses but never applies max_threads and keeps its
+# built-in 10; later versions take this. Idle threads beyond
+# FUSE_MAX_IDLE_THREADS end (3.14 also complains at every mount unless this
+# is given).
 FUSE_MAX_THREADS = 32
+FUSE_MAX_IDLE_THREADS = 10
 
 
 @dataclass
@@ -125,6 +131,7 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         registry=registry,
         logs=logs,
         files=files,
+        interrupted=request_interrupted,
         uid=os.getuid(),
         gid=os.getgid(),
         mounted_at_ns=time.time_ns(),
@@ -139,6 +146,7 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         "entry_timeout": KERNEL_TIMEOUT,
         "negative_timeout": KERNEL_TIMEOUT,
         "max_threads": FUSE_MAX_THREADS,
+        "max_idle_threads": FUSE_MAX_IDLE_THREADS,
         **settings.options.fuse,
     }
     try:

@@ -76,3 +76,44 @@ def test_read_decodes_any_path_bytes_and_passes_none_through() -> None:
     operations_none, _, _ = call_read(None, 1, 0)
     assert operations.calls[0][0] == "/jobs/\udcff"
     assert operations_none.calls[0][0] is None
+
+
+class ListingOperations:
+    entries = [  # noqa: RUF012  # a fixed listing
+        (".", None),
+        ("..", None),
+        ("jr-a", {"st_mode": 0o40555, "st_size": 0, "st_mtime": 5_000_000_000}),
+        ("jr-b", {"st_mode": 0o40555, "st_size": 0, "st_mtime": 6_000_000_000}),
+        ("plain", None),
+    ]
+
+    def readdir(self, path: str | None, fh: int, offset: int) -> list[Any]:
+        return self.entries
+
+
+def call_readdir(offset: int, room: int) -> list[tuple[bytes, int, int, int, int]]:
+    """JhfsFUSE.readdir_fuse_3 with a filler whose buffer holds `room` entries."""
+    fuse = JhfsFUSE.__new__(JhfsFUSE)
+    fuse.operations, fuse.encoding, fuse.errors = ListingOperations(), "utf-8", "surrogateescape"
+    filled: list[tuple[bytes, int, int, int, int]] = []
+
+    def filler(buf: Any, name: bytes, st: Any, position: int, flags: int) -> int:
+        if len(filled) == room:
+            return 1
+        filled.append((name, position, flags, st.st_mode, st.st_mtimespec.tv_sec))
+        return 0
+
+    info = fuse_file_info()
+    assert fuse.readdir_fuse_3(b"/jobs", None, filler, offset, ctypes.pointer(info), 0) == 0
+    return filled
+
+
+def test_readdir_gives_positions_and_attributes_and_resumes_where_the_buffer_filled() -> None:
+    first = call_readdir(0, room=3)
+    assert first == [
+        (b".", 1, 0, 0, 0),
+        (b"..", 2, 0, 0, 0),
+        (b"jr-a", 3, 2, 0o40555, 5),  # FUSE_FILL_DIR_PLUS with its attributes
+    ]
+    rest = call_readdir(3, room=10)
+    assert rest == [(b"jr-b", 4, 2, 0o40555, 6), (b"plain", 5, 0, 0, 0)]

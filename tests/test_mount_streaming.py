@@ -87,6 +87,21 @@ def test_ctrl_c_of_a_cold_cp_stops_the_download_and_the_next_cp_resumes_it(
     assert size <= settled_sent(mnt.emulator) - before < size + 4 * MIB
 
 
+def test_ctrl_c_ends_a_read_that_waits_for_the_end_of_a_download(mnt: Mount) -> None:
+    # tail reads the last bytes, which wait for the whole file and its hash.
+    size = 8 * MIB
+    source, _ = result_file(mnt, size, seed=5)
+    mnt.emulator.fault(endpoint="download", mode="throttle", rate=1_000_000)
+    before = sent(mnt.emulator)
+    tail = subprocess.Popen(["tail", "-c", "100", str(source)], stdout=subprocess.DEVNULL)
+    wait_for(lambda: sent(mnt.emulator) - before > 200_000, what="the download to start")
+    tail.send_signal(signal.SIGINT)
+    assert tail.wait(timeout=30) != 0
+    # It ended long before the download could have: the read was let go.
+    assert sent(mnt.emulator) - before < size
+    assert settled_sent(mnt.emulator) - before < size
+
+
 def test_a_persistent_corruption_costs_one_download_per_open_file_or_concurrent_opens(
     mnt: Mount, tmp_path: Path
 ) -> None:

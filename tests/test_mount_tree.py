@@ -226,3 +226,18 @@ def test_ls_l_of_jobs_is_one_listing_call(emulator: Emulator, tmp_path: Path) ->
     assert len(result.stdout.splitlines()) > 20
     assert after.get("get_jobs", 0) - before.get("get_jobs", 0) == 1
     assert after.get("job", 0) == before.get("job", 0)
+
+
+def test_a_listing_longer_than_one_kernel_buffer_has_every_job_once(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    # The kernel asks for it in parts, from the position where each part ended.
+    created = fresh_emulator.admin(
+        "POST", "jobs", {"finished": {"status": "Failed"}, "count": 3000}
+    )
+    with mount_jhfs(fresh_emulator, tmp_path, "--jobs-limit", "5000") as mount:
+        listed = sh(f"ls -f {mount.jobs}").stdout.split()
+        long_listing = sh(f"ls -l {mount.jobs}").stdout.splitlines()[1:]  # after "total"
+    assert sorted(name for name in listed if name not in (".", "..")) == sorted(created["jobnames"])
+    assert len(long_listing) == 3000
+    assert all(line.startswith("dr-xr-xr-x") for line in long_listing)

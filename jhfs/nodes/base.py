@@ -58,6 +58,10 @@ class Node(ABC):
     def readdir(self) -> list[str]:
         raise FuseOSError(errno.ENOTDIR)
 
+    def readdir_plus(self) -> list[tuple[str, Attrs | None]]:
+        """The entries, each with its attributes where they cost no request (else None)."""
+        return [(name, None) for name in self.readdir()]
+
     def open(self, flags: int) -> Handle:
         raise FuseOSError(errno.EISDIR)
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from jhfs.client import Job, JuliaHubClient
 from jhfs.state.files import FileCache
@@ -22,6 +23,9 @@ class MountContext:
     uid: int
     gid: int
     mounted_at_ns: int
+    # Whether the request being served was interrupted (its process got a
+    # signal); the binding's answer for the calling libfuse thread.
+    interrupted: Callable[[], bool] = field(default=lambda: False)
 
     def submit_time(self, job: Job) -> int:
         """A job's submit time in ns (the mount time if the server gives none)."""

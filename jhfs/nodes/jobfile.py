@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable
 
 from jhfs.client import Job, JobFile
 from jhfs.errno_map import FuseOSError
@@ -52,11 +53,12 @@ class DownloadHandle(Handle):
 
     direct_io = True
 
-    def __init__(self, download: Download) -> None:
+    def __init__(self, download: Download, interrupted: Callable[[], bool]) -> None:
         self._download = download
+        self._interrupted = interrupted
 
     def readinto(self, buf: memoryview, offset: int) -> int:
-        return self._download.readinto(buf, offset)
+        return self._download.readinto(buf, offset, self._interrupted)
 
     def release(self) -> None:
         self._download.detach()
@@ -86,7 +88,7 @@ class JobFileNode(Node):
                 return BlobHandle(fd)
             download = files.download(self.file)
             if download is not None:
-                return DownloadHandle(download)
+                return DownloadHandle(download, self.ctx.interrupted)
             # None: the blob was verified in between; open it.
 
     def _xattrs(self) -> dict[str, str]:

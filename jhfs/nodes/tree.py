@@ -13,7 +13,7 @@ import errno
 
 from jhfs.client import Job
 from jhfs.errno_map import FuseOSError
-from jhfs.nodes.base import Directory, Node
+from jhfs.nodes.base import Attrs, Directory, Node
 from jhfs.nodes.context import MountContext
 from jhfs.nodes.ctl import CtlFile
 from jhfs.nodes.jobfile import JobFileNode
@@ -65,6 +65,14 @@ class JobsDir(Directory):
 
     def children(self) -> list[str]:
         return [job.jobname for job in self.ctx.registry.list_jobs()]
+
+    def readdir_plus(self) -> list[tuple[str, Attrs | None]]:
+        # The listing has every job's attributes: the kernel then knows each
+        # entry without a lookup (`ls -l` of 10,000 jobs needs none), and a
+        # listed job is never looked up behind a slow lookup of another name.
+        return [
+            (job.jobname, JobDir(self.ctx, job).getattr()) for job in self.ctx.registry.list_jobs()
+        ]
 
     def nlink(self) -> int:
         return 1  # "not counted": tools like find then look into every entry

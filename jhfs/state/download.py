@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 CHUNK_SIZE = 8 << 20  # per ranged request: few requests per GiB, small enough to spread
 PARALLEL_THRESHOLD = 2 * CHUNK_SIZE  # smaller files come in one request
 HASH_BLOCK = 4 << 20  # hashlib releases the GIL on blocks this large
+INTERRUPT_POLL = 0.1  # seconds between looks at whether a waiting reader was interrupted
 
 
 @dataclass
@@ -181,22 +182,28 @@ class Download:
             self._close_if_unused()
         self._tmp_path.unlink(missing_ok=True)
 
-    def readinto(self, buf: memoryview, offset: int) -> int:
-        """Fill `buf` from `offset` once those bytes may be served (module docstring)."""
+    def readinto(
+        self, buf: memoryview, offset: int, interrupted: Callable[[], bool] = lambda: False
+    ) -> int:
+        """Fill `buf` from `offset` once those bytes may be served (module docstring).
+
+        While it waits it asks `interrupted` a few times a second: a reader
+        that got a signal (Ctrl-C) stops waiting with TransferCancelled.
+        """
         end = min(offset + len(buf), self.size)
         with self._cond:
             while True:
                 if self._error is not None:
                     raise self._error
-                if self._readers == 0:
-                    # Every open file was released while this read waited: its
-                    # process is gone (killed), and the transfer has stopped.
+                if self._readers == 0 or interrupted():
+                    # The reader is going away (a signal), or every open file was
+                    # released while this read waited (its process was killed).
                     raise TransferCancelled(describe(self.file))
                 if self._verified:
                     break
                 if not self._strict and end < self.size and self._on_disk(offset, end):
                     break
-                self._cond.wait()
+                self._cond.wait(INTERRUPT_POLL)
         if end <= offset:
             return 0
         return os.preadv(self._fd, [buf[: end - offset]], offset)
