@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import stat
 import threading
@@ -21,6 +22,7 @@ from jhfs.client import (
     TokenSource,
     TransferCancelled,
 )
+from jhfs.state import download as download_module
 from jhfs.state.download import CHUNK_SIZE, Download
 from jhfs.state.errors import FileNotReadyError, IntegrityError
 from jhfs.state.files import FileCache
@@ -207,19 +209,41 @@ def test_interrupted_download_is_completed_with_the_right_bytes(
     client.close()
 
 
-def test_a_large_file_comes_in_ranged_chunks_over_parallel_connections(
-    fresh_emulator: Emulator, tmp_path: Path
+def test_a_large_file_on_a_slow_connection_comes_in_ranges_over_parallel_connections(
+    fresh_emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token))
     size = 5 * CHUNK_SIZE + 12345
     file = result_job(fresh_emulator, client, size=size, seed=8)
-    # Throttled, each connection alone would take 3 s: several must run at once.
+    # Throttled per connection, as storage services do: more connections help.
     fresh_emulator.fault(endpoint="download", mode="throttle", rate=20_000_000)
     before = sent(fresh_emulator)
-    content = fetch(FileCache(client, tmp_path, streams=4), file)
+    with caplog.at_level(logging.DEBUG, logger="jhfs.state.download"):
+        content = fetch(FileCache(client, tmp_path, streams=4), file)
     assert hashlib.sha256(content).digest() == file.hash.digest
     assert downloads(fresh_emulator) == 6  # one request per chunk
     assert sent(fresh_emulator) - before == size
+    assert "MB/s on one; 3 more" in caplog.text
+    client.close()
+
+
+def test_a_fast_connection_stays_alone(
+    fresh_emulator: Emulator,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Whatever this machine's load, the first connection counts as fast.
+    monkeypatch.setattr(download_module, "FAST_CONNECTION", 1)
+    client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token))
+    size = 3 * CHUNK_SIZE
+    file = result_job(fresh_emulator, client, size=size, seed=13)
+    with caplog.at_level(logging.DEBUG, logger="jhfs.state.download"):
+        content = fetch(FileCache(client, tmp_path, streams=4), file)
+    assert hashlib.sha256(content).digest() == file.hash.digest
+    assert downloads(fresh_emulator) == 3  # the ranges, one after the other
+    assert "MB/s on one connection" in caplog.text
+    assert "more" not in caplog.text
     client.close()
 
 
