@@ -304,13 +304,18 @@ class Download:
         self._probe_started = None
         if rate >= FAST_CONNECTION:
             logger.debug(
-                "%s: one connection gives %.0f MB/s; no more", describe(self.file), rate / 1e6
+                "%s: one connection gives %.0f MB/s; it stays alone",
+                describe(self.file),
+                rate / 1e6,
             )
             return
         self._connections_wanted = self._streams
         extra = min(self._streams - 1, self._untaken())
         logger.debug(
-            "%s: %.0f MB/s on one connection; %d more", describe(self.file), rate / 1e6, extra
+            "%s: one connection gives %.0f MB/s; opening %d more",
+            describe(self.file),
+            rate / 1e6,
+            extra,
         )
         for _ in range(extra):
             self._spawn(self._connect, "jhfs-download")
