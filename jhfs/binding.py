@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from pathlib import Path
 
 from jhfs.libfuse import require_libfuse3
 
@@ -35,6 +36,7 @@ from mfusepy import (  # noqa: E402  # after the choice
     Operations,
     c_stat,
     fuse_file_info,
+    fuse_get_context,
     set_st_attrs,
 )
 
@@ -42,15 +44,27 @@ _libfuse = ctypes.CDLL(require_libfuse3())  # the library mfusepy loaded (dlopen
 _libfuse.fuse_interrupted.restype = ctypes.c_int
 
 
-def request_interrupted() -> bool:
-    """Whether the kernel asked to interrupt the request this libfuse thread serves.
+def request_abandoned() -> bool:
+    """Whether nobody waits any more for the request this libfuse thread serves.
 
-    It does when the process waiting for the answer gets a signal (Ctrl-C,
-    kill). Once a request is with the filesystem the kernel waits for its
-    answer even for SIGKILL, so an operation that waits long polls this.
-    False on any thread that is not serving a request.
+    Once a request is with the filesystem the kernel waits for its answer
+    even after SIGKILL, so an operation that may wait long polls this. True
+    when the kernel asked to interrupt the request (its process got a signal,
+    Ctrl-C), or when the process that caused it has ended: the kernel's
+    read-ahead goes on after its reader died, and holds the file open until
+    answered. Only for a thread serving a request.
     """
-    return bool(_libfuse.fuse_interrupted())
+    if _libfuse.fuse_interrupted():
+        return True
+    _, _, pid = fuse_get_context()
+    if pid <= 0:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    state = stat.rsplit(b")", 1)[1].split()[0]  # the field after the command name
+    return state in (b"Z", b"X")  # ended, not yet reaped
 
 
 __all__ = [
@@ -58,6 +72,6 @@ __all__ = [
     "Operations",
     "c_stat",
     "fuse_file_info",
-    "request_interrupted",
+    "request_abandoned",
     "set_st_attrs",
 ]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from jhfs.binding import request_interrupted
+from jhfs.binding import request_abandoned
 from jhfs.client import (
     AuthenticationError,
     JuliaHubClient,
@@ -131,7 +131,7 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         registry=registry,
         logs=logs,
         files=files,
-        interrupted=request_interrupted,
+        abandoned=request_abandoned,
         uid=os.getuid(),
         gid=os.getgid(),
         mounted_at_ns=time.time_ns(),

@@ -23,9 +23,9 @@ class MountContext:
     uid: int
     gid: int
     mounted_at_ns: int
-    # Whether the request being served was interrupted (its process got a
-    # signal); the binding's answer for the calling libfuse thread.
-    interrupted: Callable[[], bool] = field(default=lambda: False)
+    # Whether nobody waits any more for the request being served (its process
+    # got a signal or ended); the binding's answer for the calling libfuse thread.
+    abandoned: Callable[[], bool] = field(default=lambda: False)
 
     def submit_time(self, job: Job) -> int:
         """A job's submit time in ns (the mount time if the server gives none)."""

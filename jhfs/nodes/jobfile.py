@@ -1,8 +1,9 @@
 """jobs/<jobname>/files/<type>/<name>: a job file, downloaded once and hash-checked.
 
-An open of a cached file reads the verified blob (page-cached by the kernel
-across opens); an open of any other file joins its download and reads bytes
-as they arrive, under the rule of jhfs.state.download.
+An open of a cached file reads the verified blob; an open of any other file
+joins its download and reads bytes as they arrive, under the rule of
+jhfs.state.download. Both go through the kernel's page cache, so readers of
+one file share what was read, and mmap works.
 """
 
 from __future__ import annotations
@@ -25,15 +26,11 @@ XATTR_UPLOADED = XATTR_NAMESPACE + "upload_timestamp"
 
 
 class BlobHandle(Handle):
-    """An open job file whose verified blob is in the cache: reads come from it.
+    """An open job file whose verified blob is in the cache: reads come from it."""
 
-    The file never changes, so the kernel may keep its pages across opens.
-    """
-
-    keep_cache = True
-
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, keep_cache: bool) -> None:
         self._fd = fd
+        self.keep_cache = keep_cache
 
     def readinto(self, buf: memoryview, offset: int) -> int:
         return os.preadv(self._fd, [buf], offset)  # straight into the kernel's reply, no copy
@@ -45,20 +42,17 @@ class BlobHandle(Handle):
 class DownloadHandle(Handle):
     """An open job file that is still downloading: reads wait for their bytes.
 
-    Direct I/O: the kernel caches nothing of a download whose hash has not
-    been checked, and each read of the application (1 MiB for cp and cat, from
-    st_blksize) is one request. This open file stays with its download to the
-    end: if that fails, every later read fails too instead of starting another.
+    This open file stays with its download to the end: if that fails, every
+    later read fails too instead of starting another.
     """
 
-    direct_io = True
-
-    def __init__(self, download: Download, interrupted: Callable[[], bool]) -> None:
+    def __init__(self, download: Download, abandoned: Callable[[], bool], keep_cache: bool) -> None:
         self._download = download
-        self._interrupted = interrupted
+        self._abandoned = abandoned
+        self.keep_cache = keep_cache
 
     def readinto(self, buf: memoryview, offset: int) -> int:
-        return self._download.readinto(buf, offset, self._interrupted)
+        return self._download.readinto(buf, offset, self._abandoned)
 
     def release(self) -> None:
         self._download.detach()
@@ -82,13 +76,18 @@ class JobFileNode(Node):
             # file whose size is still 0.
             raise FileNotReadyError(f"{self.file.name}: upload unfinished (no hash yet)")
         files = self.ctx.files
+        # The kernel keeps a job file's pages across opens (many readers of a
+        # download share them), except after a download of it failed in this
+        # mount: it may hold bytes of that one, and an open that does not keep
+        # them makes it drop them.
+        keep_cache = not files.forget_failure(self.file)
         while True:
             fd = files.open_blob(self.file)
             if fd is not None:
-                return BlobHandle(fd)
+                return BlobHandle(fd, keep_cache)
             download = files.download(self.file)
             if download is not None:
-                return DownloadHandle(download, self.ctx.interrupted)
+                return DownloadHandle(download, self.ctx.abandoned, keep_cache)
             # None: the blob was verified in between; open it.
 
     def _xattrs(self) -> dict[str, str]:

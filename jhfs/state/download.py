@@ -54,7 +54,7 @@ HASH_BLOCK = 4 << 20  # hashlib releases the GIL on blocks this large
 # cost CPU (measured on the emulator: 1 GiB in 0.6 s on one, 1.4 s on four).
 PROBE_BYTES = 4 << 20
 FAST_CONNECTION = 250_000_000
-INTERRUPT_POLL = 0.1  # seconds between looks at whether a waiting reader was interrupted
+INTERRUPT_POLL = 0.1  # seconds between looks at whether a waiting read was abandoned
 
 
 @dataclass
@@ -198,19 +198,20 @@ class Download:
         self._tmp_path.unlink(missing_ok=True)
 
     def readinto(
-        self, buf: memoryview, offset: int, interrupted: Callable[[], bool] = lambda: False
+        self, buf: memoryview, offset: int, abandoned: Callable[[], bool] = lambda: False
     ) -> int:
         """Fill `buf` from `offset` once those bytes may be served (module docstring).
 
-        While it waits it asks `interrupted` a few times a second: a reader
-        that got a signal (Ctrl-C) stops waiting with TransferCancelled.
+        While it waits it asks `abandoned` a few times a second: a read whose
+        reader got a signal (Ctrl-C) or ended stops waiting with
+        TransferCancelled.
         """
         end = min(offset + len(buf), self.size)
         with self._cond:
             while True:
                 if self._error is not None:
                     raise self._error
-                if self._readers == 0 or interrupted():
+                if self._readers == 0 or abandoned():
                     # The reader is going away (a signal), or every open file was
                     # released while this read waited (its process was killed).
                     raise TransferCancelled(describe(self.file))
@@ -275,24 +276,30 @@ class Download:
                 if self._ranged is not False or len(self._chunks) > 1:
                     logger.info("%s: the server ignores Range; one stream", describe(self.file))
                 self._ranged = False
-                chunk = _Chunk(0, self.size, taken=True)
+                chunk = _Chunk(0, self.size, written=self._contiguous(), taken=True)
                 self._chunks = [chunk]
                 sink.chunk = chunk
             elif self._ranged is None:
                 self._ranged = True
                 if self._streams > 1 and self._untaken():
                     self._probe_started, self._probe_from = time.monotonic(), start
-            chunk.written = start - chunk.start
             self._cond.notify_all()
 
     def _write(self, sink: _ChunkSink, offset: int, data: bytes) -> None:
-        view = memoryview(data)
+        # Bytes on disk are never written again: they may be hashed already,
+        # and a whole-file answer after a restart sends them once more.
+        present = sink.chunk.start + sink.chunk.written  # only this connection moves it
+        end = offset + len(data)
+        if end <= present:
+            return
+        view = memoryview(data)[max(0, present - offset) :]
+        offset = max(offset, present)
         done = 0
         while done < len(view):
             done += os.pwrite(self._fd, view[done:], offset + done)
         with self._cond:
-            sink.chunk.written = offset + len(data) - sink.chunk.start
-            received = offset + len(data) - self._probe_from
+            sink.chunk.written = end - sink.chunk.start
+            received = end - self._probe_from
             if self._probe_started is not None and received >= PROBE_BYTES:
                 self._decide_connections(received)
             self._cond.notify_all()

@@ -27,6 +27,7 @@ MAX_STREAMS = 16
 # Downloads nobody reads any more keep their bytes to resume; beyond this
 # many, the oldest are deleted.
 MAX_PAUSED = 4
+MAX_UNVERIFIED = 1024
 
 
 class FileCache:
@@ -55,6 +56,9 @@ class FileCache:
         self._strict = strict
         self._lock = threading.Lock()
         self._downloads: dict[str, Download] = {}  # by digest, oldest first
+        # Digests of downloads that ended unverified (failed or dropped) since
+        # an open last asked: the kernel may hold pages of their bytes.
+        self._unverified: dict[str, None] = {}
 
     def _blob_path(self, file: JobFile) -> Path:
         if not file.is_uploaded or file.hash.digest is None:
@@ -106,11 +110,33 @@ class FileCache:
                 download.discard()
             self._downloads.clear()
 
+    def forget_failure(self, file: JobFile) -> bool:
+        """Whether a download of `file` ended unverified (failed, or dropped while
+        paused) since this was last asked: the kernel may then hold pages of its
+        bytes, and the caller makes it drop them."""
+        if file.hash.digest is None:
+            return False
+        key = file.hash.digest.hex()
+        with self._lock:
+            if key not in self._unverified:
+                return False
+            del self._unverified[key]
+            return True
+
     def _ended(self, download: Download) -> None:
         with self._lock:
             key = self._blob_path(download.file).name
+            if download.failed:
+                self._remember_unverified(key)
             if self._downloads.get(key) is download:
                 del self._downloads[key]
+
+    def _remember_unverified(self, key: str) -> None:
+        # Lock held. Bounded: the oldest are forgotten (the kernel has long
+        # dropped pages nobody read since).
+        self._unverified[key] = None
+        while len(self._unverified) > MAX_UNVERIFIED:
+            del self._unverified[next(iter(self._unverified))]
 
     def _discard_paused(self) -> None:
         # Lock held. Idle downloads are paused ones (an ended one has left the table).
@@ -118,3 +144,4 @@ class FileCache:
         for key in paused[: max(0, len(paused) - MAX_PAUSED + 1)]:
             logger.info("%s: dropping the paused download's bytes", key)
             self._downloads.pop(key).discard()
+            self._remember_unverified(key)
