@@ -262,6 +262,25 @@ def test_a_server_that_ignores_range_gets_one_stream(
     client.close()
 
 
+def test_a_server_that_stops_answering_ranges_midway_gets_one_stream_from_what_is_there(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token))
+    size = 5 * CHUNK_SIZE
+    file = result_job(fresh_emulator, client, size=size, seed=14)
+    fresh_emulator.fault(endpoint="download", mode="throttle", rate=10_000_000)
+    before = sent(fresh_emulator)
+    download = FileCache(client, tmp_path, streams=4).download(file)
+    assert download is not None
+    wait_for(lambda: sent(fresh_emulator) - before > 2 * CHUNK_SIZE, what="ranges in flight")
+    fresh_emulator.fault(endpoint="download", mode="no_range")
+    # The ranges in flight finish; the next request gets the whole file, and
+    # only the bytes after the contiguous prefix are written from it.
+    assert hashlib.sha256(read_all(download)).digest() == file.hash.digest
+    download.detach()
+    client.close()
+
+
 def test_the_last_reader_leaving_stops_the_download_and_the_next_resumes_it(
     fresh_emulator: Emulator, tmp_path: Path
 ) -> None:

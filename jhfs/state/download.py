@@ -125,6 +125,8 @@ class Download:
             self._chunks = [_Chunk(s, min(s + CHUNK_SIZE, self.size)) for s in starts]
         else:
             self._chunks = [_Chunk(0, self.size)]
+        self._complete = 0  # chunks [0, _complete) of _complete_in are all on disk
+        self._complete_in = self._chunks
         self._ranged: bool | None = None  # whether the server answers Range; unknown at first
         self._connections_wanted = 1  # becomes `streams` once one connection proved slow
         self._probe_started: float | None = None  # when the first ranged answer began
@@ -207,18 +209,25 @@ class Download:
         TransferCancelled.
         """
         end = min(offset + len(buf), self.size)
+        next_look = time.monotonic() + INTERRUPT_POLL
         with self._cond:
             while True:
                 if self._error is not None:
                     raise self._error
-                if self._readers == 0 or abandoned():
-                    # The reader is going away (a signal), or every open file was
-                    # released while this read waited (its process was killed).
-                    raise TransferCancelled(describe(self.file))
                 if self._verified:
                     break
                 if not self._strict and end < self.size and self._on_disk(offset, end):
                     break
+                if self._readers == 0:
+                    # Every open file was released while this read waited (its
+                    # process was killed): the transfer has stopped.
+                    raise TransferCancelled(describe(self.file))
+                if time.monotonic() >= next_look:
+                    # Not at every wake-up (each arriving piece is one): asking
+                    # costs a look into /proc.
+                    if abandoned():
+                        raise TransferCancelled(describe(self.file))
+                    next_look = time.monotonic() + INTERRUPT_POLL
                 self._cond.wait(INTERRUPT_POLL)
         if end <= offset:
             return 0
@@ -416,15 +425,22 @@ class Download:
         return self._verified or self._error is not None
 
     def _contiguous(self) -> int:
-        for chunk in self._chunks:
-            if not chunk.done:
-                return chunk.start + chunk.written
-        return self.size
+        # Asked at every arriving piece: chunks before _complete are done for
+        # good, unless the list was replaced (by one whole-file chunk).
+        chunks = self._chunks
+        if chunks is not self._complete_in:
+            self._complete_in, self._complete = chunks, 0
+        while self._complete < len(chunks) and chunks[self._complete].done:
+            self._complete += 1
+        if self._complete == len(chunks):
+            return self.size
+        chunk = chunks[self._complete]
+        return chunk.start + chunk.written
 
     def _on_disk(self, offset: int, end: int) -> bool:
-        for chunk in self._chunks:
-            if chunk.end <= offset:
-                continue
+        # Chunks are CHUNK_SIZE apart (or one whole chunk): start at offset's.
+        first = offset // CHUNK_SIZE if len(self._chunks) > 1 else 0
+        for chunk in self._chunks[first:]:
             if chunk.start >= end:
                 return True
             if chunk.start + chunk.written < min(end, chunk.end):
