@@ -9,6 +9,7 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Emulator, wait_for
@@ -31,6 +32,14 @@ def result_file(mount: Mount, size: int, seed: int) -> tuple[Path, str]:
     info = json.loads((mount.job(jobname) / "info.json").read_text())
     value = next(f["hash"]["value"] for f in info["files"] if f["name"] == "big.bin")
     return mount.job(jobname) / "files" / "result" / "big.bin", base64.b64decode(value).hex()
+
+
+def interruptible(argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
+    """A process that SIGINT ends, as Ctrl-C in a terminal does (a test run started
+    in the background ignores SIGINT, and its children would inherit that)."""
+    return subprocess.Popen(
+        argv, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **options
+    )
 
 
 def sent(emulator: Emulator) -> int:
@@ -84,7 +93,7 @@ def test_ctrl_c_of_a_cold_cp_stops_the_download_and_the_next_cp_resumes_it(
     source, digest = result_file(mnt, size, seed=2)
     mnt.emulator.fault(endpoint="download", mode="throttle", rate=2_000_000)
     before = sent(mnt.emulator)
-    cp = subprocess.Popen(["cp", str(source), str(tmp_path / "partial.bin")])
+    cp = interruptible(["cp", str(source), str(tmp_path / "partial.bin")])
     wait_for(lambda: sent(mnt.emulator) - before > MIB, what="the download to start")
     cp.send_signal(signal.SIGINT)
     assert cp.wait(timeout=30) != 0
@@ -104,7 +113,7 @@ def test_ctrl_c_ends_a_read_that_waits_for_the_end_of_a_download(mnt: Mount) -> 
     source, _ = result_file(mnt, size, seed=5)
     mnt.emulator.fault(endpoint="download", mode="throttle", rate=1_000_000)
     before = sent(mnt.emulator)
-    tail = subprocess.Popen(["tail", "-c", "100", str(source)], stdout=subprocess.DEVNULL)
+    tail = interruptible(["tail", "-c", "100", str(source)], stdout=subprocess.DEVNULL)
     wait_for(lambda: sent(mnt.emulator) - before > 200_000, what="the download to start")
     tail.send_signal(signal.SIGINT)
     assert tail.wait(timeout=30) != 0
