@@ -2,8 +2,7 @@
 
 An open of a cached file reads the verified blob; an open of any other file
 joins its download and reads bytes as they arrive, under the rule of
-jhfs.state.download. Both go through the kernel's page cache, so readers of
-one file share what was read, and mmap works.
+jhfs.state.download.
 """
 
 from __future__ import annotations
@@ -43,13 +42,25 @@ class DownloadHandle(Handle):
     """An open job file that is still downloading: reads wait for their bytes.
 
     This open file stays with its download to the end: if that fails, every
-    later read fails too instead of starting another.
+    later read fails too instead of starting another. The download's only
+    reader reads with direct I/O: each 1 MiB read of cp or cat is one request
+    (page-cached, a cold 1 GiB cp took 2.4-2.7 s instead of 1.7-1.9 s). More
+    readers of it at once go through the page cache, where they share what
+    was read instead of each reading it through FUSE (16 readers: 3.7x one
+    reader's time with direct I/O, 1.6x page-cached).
     """
 
-    def __init__(self, download: Download, abandoned: Callable[[], bool], keep_cache: bool) -> None:
+    def __init__(
+        self,
+        download: Download,
+        abandoned: Callable[[], bool],
+        keep_cache: bool,
+        direct_io: bool,
+    ) -> None:
         self._download = download
         self._abandoned = abandoned
         self.keep_cache = keep_cache
+        self.direct_io = direct_io
 
     def readinto(self, buf: memoryview, offset: int) -> int:
         return self._download.readinto(buf, offset, self._abandoned)
@@ -87,7 +98,8 @@ class JobFileNode(Node):
                 return BlobHandle(fd, keep_cache)
             download = files.download(self.file)
             if download is not None:
-                return DownloadHandle(download, self.ctx.abandoned, keep_cache)
+                alone = download.readers == 1
+                return DownloadHandle(download, self.ctx.abandoned, keep_cache, direct_io=alone)
             # None: the blob was verified in between; open it.
 
     def _xattrs(self) -> dict[str, str]:

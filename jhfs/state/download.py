@@ -178,6 +178,11 @@ class Download:
             self._close_if_unused()
 
     @property
+    def readers(self) -> int:
+        with self._cond:
+            return self._readers
+
+    @property
     def idle(self) -> bool:
         """Nobody reads it and nothing runs: it may be discarded."""
         with self._cond:
