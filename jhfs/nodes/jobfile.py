@@ -88,9 +88,9 @@ class JobFileNode(Node):
             raise FileNotReadyError(f"{self.file.name}: upload unfinished (no hash yet)")
         files = self.ctx.files
         # The kernel keeps a job file's pages across opens (many readers of a
-        # download share them), except after a download of it failed in this
-        # mount: it may hold bytes of that one, and an open that does not keep
-        # them makes it drop them.
+        # download share them), except after a download of it failed or was
+        # dropped unverified: it may hold bytes of that one, and an open that
+        # does not keep them makes it drop them.
         keep_cache = not files.forget_failure(self.file)
         while True:
             fd = files.open_blob(self.file)

@@ -5,13 +5,12 @@ The bytes go to a temporary file in <cache_dir>/tmp at their own offsets. A
 file above PARALLEL_THRESHOLD is cut into CHUNK_SIZE chunks, and up to
 `streams` connections each take the lowest chunk nobody has taken, so the
 file fills from the front and a reader streaming it keeps moving. The first
-request asks for the first chunk only: a 206 answer starts the other
-connections, a 200 (a server that ignores Range) turns the download into one
-stream of the whole file. The other connections open only if the first
-delivers less than FAST_CONNECTION: parallel ranges pay where a storage
-service limits each connection, and only cost CPU where one connection
-already runs at memory speed. Each chunk resumes on its own after connection
-trouble (the client's retry policy).
+request asks for the first chunk only. A 200 answer (a server that ignores
+Range) turns the download into one stream of the whole file; after a 206 the
+other connections open if the first brings less than FAST_CONNECTION:
+parallel ranges pay where a storage service limits each connection, and only
+cost CPU where one connection already runs at memory speed. Each chunk
+resumes on its own after connection trouble (the client's retry policy).
 
 A hashing thread follows the contiguous prefix (the bytes from 0 that are all
 on disk) and compares the digest at the end. The rule for readers: a read is
