@@ -50,6 +50,22 @@ class Emulator:
     def stats(self) -> dict[str, Any]:
         return dict(self.admin("GET", "stats"))
 
+    def bytes_sent(self) -> int:
+        return int(self.stats()["bytes_sent"])
+
+    def settled_bytes_sent(self) -> int:
+        """bytes_sent once it stopped growing (no transfer runs any more)."""
+        last = [-1]
+
+        def stable() -> bool:
+            now = self.bytes_sent()
+            same = now == last[0]
+            last[0] = now
+            return same
+
+        wait_for(stable, interval=0.5, what="the server to stop sending")
+        return last[0]
+
 
 def wait_for(
     condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, what: str = ""

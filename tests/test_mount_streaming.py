@@ -42,37 +42,19 @@ def interruptible(argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
     )
 
 
-def sent(emulator: Emulator) -> int:
-    return int(emulator.stats()["bytes_sent"])
-
-
 def downloads(emulator: Emulator) -> int:
     return int(emulator.stats()["requests"].get("download", 0))
-
-
-def settled_sent(emulator: Emulator) -> int:
-    """bytes_sent once it stopped growing (no transfer runs)."""
-    last = [-1]
-
-    def stable() -> bool:
-        now = sent(emulator)
-        same = now == last[0]
-        last[0] = now
-        return same
-
-    wait_for(stable, interval=0.5, what="the server to stop sending")
-    return last[0]
 
 
 def test_the_head_of_a_cold_file_comes_before_the_download_ends(mnt: Mount) -> None:
     source, _ = result_file(mnt, 4 * MIB, seed=1)
     mnt.emulator.fault(endpoint="download", mode="throttle", rate=1_000_000)
-    before = sent(mnt.emulator)
+    before = mnt.emulator.bytes_sent()
     head = sh(f"head -c 100 {source} | wc -c")
     assert head.stdout.strip() == "100"
-    assert sent(mnt.emulator) - before < 4 * MIB
+    assert mnt.emulator.bytes_sent() - before < 4 * MIB
     # Nobody reads it any more: the download stops short of the end.
-    assert settled_sent(mnt.emulator) - before < 4 * MIB
+    assert mnt.emulator.settled_bytes_sent() - before < 4 * MIB
 
 
 def test_a_cold_file_can_be_mapped_privately_while_it_downloads(mnt: Mount) -> None:
@@ -93,19 +75,19 @@ def test_ctrl_c_of_a_cold_cp_stops_the_download_and_the_next_cp_resumes_it(
     size = 24 * MIB  # three ranged chunks
     source, digest = result_file(mnt, size, seed=2)
     mnt.emulator.fault(endpoint="download", mode="throttle", rate=2_000_000)
-    before = sent(mnt.emulator)
+    before = mnt.emulator.bytes_sent()
     cp = interruptible(["cp", str(source), str(tmp_path / "partial.bin")])
-    wait_for(lambda: sent(mnt.emulator) - before > MIB, what="the download to start")
+    wait_for(lambda: mnt.emulator.bytes_sent() - before > MIB, what="the download to start")
     cp.send_signal(signal.SIGINT)
     assert cp.wait(timeout=30) != 0
-    assert settled_sent(mnt.emulator) - before < size
+    assert mnt.emulator.settled_bytes_sent() - before < size
 
     mnt.emulator.admin("DELETE", "faults")
     copied = sh(f"cp {source} {tmp_path}/copy.bin")
     assert copied.returncode == 0, copied.stderr
     assert sha256_of(tmp_path / "copy.bin") == digest
     # Resumed where it stopped: at most what was in flight went twice.
-    assert size <= settled_sent(mnt.emulator) - before < size + 4 * MIB
+    assert size <= mnt.emulator.settled_bytes_sent() - before < size + 4 * MIB
 
 
 def test_ctrl_c_ends_a_read_that_waits_for_the_end_of_a_download(mnt: Mount) -> None:
@@ -113,14 +95,14 @@ def test_ctrl_c_ends_a_read_that_waits_for_the_end_of_a_download(mnt: Mount) -> 
     size = 8 * MIB
     source, _ = result_file(mnt, size, seed=5)
     mnt.emulator.fault(endpoint="download", mode="throttle", rate=1_000_000)
-    before = sent(mnt.emulator)
+    before = mnt.emulator.bytes_sent()
     tail = interruptible(["tail", "-c", "100", str(source)], stdout=subprocess.DEVNULL)
-    wait_for(lambda: sent(mnt.emulator) - before > 200_000, what="the download to start")
+    wait_for(lambda: mnt.emulator.bytes_sent() - before > 200_000, what="the download to start")
     tail.send_signal(signal.SIGINT)
     assert tail.wait(timeout=30) != 0
     # It ended long before the download could have: the read was let go.
-    assert sent(mnt.emulator) - before < size
-    assert settled_sent(mnt.emulator) - before < size
+    assert mnt.emulator.bytes_sent() - before < size
+    assert mnt.emulator.settled_bytes_sent() - before < size
 
 
 def test_a_persistent_corruption_costs_one_download_per_open_file_or_concurrent_opens(
@@ -156,10 +138,10 @@ def test_verify_full_serves_no_byte_before_the_whole_file_matched(
     with mount_jhfs(fresh_emulator, tmp_path, "-o", "verify=full") as mount:
         source, _ = result_file(mount, 2 * MIB, seed=4)
         fresh_emulator.fault(endpoint="download", mode="throttle", rate=2_000_000)
-        before = sent(fresh_emulator)
+        before = fresh_emulator.bytes_sent()
         head = sh(f"head -c 100 {source} | wc -c")
         assert head.stdout.strip() == "100"
-        assert sent(fresh_emulator) - before >= 2 * MIB
+        assert fresh_emulator.bytes_sent() - before >= 2 * MIB
 
 
 def test_a_slow_lookup_does_not_hold_up_another_job_in_the_same_directory(

@@ -90,24 +90,6 @@ def fetch(cache: FileCache, file: JobFile) -> bytes:
         download.detach()
 
 
-def sent(emulator: Emulator) -> int:
-    return int(emulator.stats()["bytes_sent"])
-
-
-def settled_sent(emulator: Emulator) -> int:
-    """bytes_sent once it stopped growing (the transfer stopped)."""
-    last = [-1]
-
-    def stable() -> bool:
-        now = sent(emulator)
-        same = now == last[0]
-        last[0] = now
-        return same
-
-    wait_for(stable, interval=0.5, what="the server to stop sending")
-    return last[0]
-
-
 def test_download_verifies_publishes_the_blob_and_is_reused(
     emulator: Emulator, client: JuliaHubClient, tmp_path: Path
 ) -> None:
@@ -144,11 +126,11 @@ def test_bytes_are_readable_while_they_arrive_but_the_end_waits_for_the_hash(
     assert download is not None
     first = read_from(download, 0, 1000)
     assert len(first) == 1000
-    assert sent(fresh_emulator) < size  # served before the whole file had arrived
+    assert fresh_emulator.bytes_sent() < size  # served before the whole file had arrived
     assert cache.open_blob(file) is None
     rest = read_all(download)
     # The read that returned the last bytes came after every byte arrived and matched.
-    assert sent(fresh_emulator) >= size
+    assert fresh_emulator.bytes_sent() >= size
     assert hashlib.sha256(rest).digest() == file.hash.digest
     assert rest[:1000] == first
     download.detach()
@@ -165,7 +147,7 @@ def test_strict_mode_serves_nothing_before_the_whole_file_matched(
     download = FileCache(client, tmp_path, strict=True).download(file)
     assert download is not None
     assert len(read_from(download, 0, 100)) == 100
-    assert sent(fresh_emulator) >= size
+    assert fresh_emulator.bytes_sent() >= size
     download.detach()
     client.close()
 
@@ -217,12 +199,12 @@ def test_a_large_file_on_a_slow_connection_comes_in_ranges_over_parallel_connect
     file = result_job(fresh_emulator, client, size=size, seed=8)
     # Throttled per connection, as storage services do: more connections help.
     fresh_emulator.fault(endpoint="download", mode="throttle", rate=20_000_000)
-    before = sent(fresh_emulator)
+    before = fresh_emulator.bytes_sent()
     with caplog.at_level(logging.DEBUG, logger="jhfs.state.download"):
         content = fetch(FileCache(client, tmp_path, streams=4), file)
     assert hashlib.sha256(content).digest() == file.hash.digest
     assert downloads(fresh_emulator) == 6  # one request per chunk
-    assert sent(fresh_emulator) - before == size
+    assert fresh_emulator.bytes_sent() - before == size
     assert "MB/s; opening 3 more" in caplog.text
     client.close()
 
@@ -254,11 +236,11 @@ def test_a_server_that_ignores_range_gets_one_stream(
     size = 3 * CHUNK_SIZE
     file = result_job(fresh_emulator, client, size=size, seed=9)
     fresh_emulator.fault(endpoint="download", mode="no_range")
-    before = sent(fresh_emulator)
+    before = fresh_emulator.bytes_sent()
     content = fetch(FileCache(client, tmp_path, streams=4), file)
     assert hashlib.sha256(content).digest() == file.hash.digest
     assert downloads(fresh_emulator) == 1
-    assert sent(fresh_emulator) - before == size
+    assert fresh_emulator.bytes_sent() - before == size
     client.close()
 
 
@@ -269,10 +251,10 @@ def test_a_server_that_stops_answering_ranges_midway_gets_one_stream_from_what_i
     size = 5 * CHUNK_SIZE
     file = result_job(fresh_emulator, client, size=size, seed=14)
     fresh_emulator.fault(endpoint="download", mode="throttle", rate=10_000_000)
-    before = sent(fresh_emulator)
+    before = fresh_emulator.bytes_sent()
     download = FileCache(client, tmp_path, streams=4).download(file)
     assert download is not None
-    wait_for(lambda: sent(fresh_emulator) - before > 2 * CHUNK_SIZE, what="ranges in flight")
+    wait_for(lambda: fresh_emulator.bytes_sent() - before > 2 * CHUNK_SIZE, what="ranges in flight")
     fresh_emulator.fault(endpoint="download", mode="no_range")
     # The ranges in flight finish; the next request gets the whole file, and
     # only the bytes after the contiguous prefix are written from it.
@@ -289,12 +271,12 @@ def test_the_last_reader_leaving_stops_the_download_and_the_next_resumes_it(
     file = result_job(fresh_emulator, client, size=size, seed=10)
     fresh_emulator.fault(endpoint="download", mode="throttle", rate=2_000_000)
     cache = FileCache(client, tmp_path, streams=3)
-    before = sent(fresh_emulator)
+    before = fresh_emulator.bytes_sent()
     download = cache.download(file)
     assert download is not None
     assert len(read_from(download, 0, 100)) == 100
     download.detach()
-    stopped_at = settled_sent(fresh_emulator) - before
+    stopped_at = fresh_emulator.settled_bytes_sent() - before
     assert stopped_at < size
     assert cache.open_blob(file) is None
 
@@ -302,7 +284,7 @@ def test_the_last_reader_leaving_stops_the_download_and_the_next_resumes_it(
     assert hashlib.sha256(fetch(cache, file)).digest() == file.hash.digest
     # Resumed from the bytes it had, not from 0: at most what was in flight
     # on the connections when they stopped was sent twice.
-    assert size <= settled_sent(fresh_emulator) - before < size + (1 << 20)
+    assert size <= fresh_emulator.settled_bytes_sent() - before < size + (1 << 20)
     client.close()
 
 
@@ -326,7 +308,7 @@ def test_a_read_still_waiting_when_the_last_reader_leaves_is_let_go(
 
     reader = threading.Thread(target=read_the_end)
     reader.start()
-    wait_for(lambda: sent(fresh_emulator) > 100_000, what="the download to run")
+    wait_for(lambda: fresh_emulator.bytes_sent() > 100_000, what="the download to run")
     download.detach()
     reader.join(30)
     assert not reader.is_alive()
