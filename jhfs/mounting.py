@@ -157,7 +157,7 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
             raise MountError(message) from None
         # libfuse 3 also ends its loop with a non-zero result when a signal
         # (SIGINT, SIGTERM, SIGHUP) asked for the unmount.
-        logger.info("the FUSE loop ended (libfuse result %s)", exc)
+        logger.debug("the FUSE loop ended (libfuse result %s)", exc)
     finally:
         files.close()
         logs.close()
