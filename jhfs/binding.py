@@ -1,9 +1,9 @@
 """The FUSE binding: mfusepy, always on libfuse 3, loaded in this one place.
 
 mfusepy picks libfuse 2 whenever both are installed, and libfuse 2 caps a
-FUSE read at 128 KiB and runs lookups in one directory one at a time; so
-libfuse 3 is found first (jhfs.libfuse) and handed to mfusepy. Importing this
-module loads the library: the CLI calls `require_libfuse3` before it does.
+FUSE read at 128 KiB; so libfuse 3 is found first (jhfs.libfuse) and handed
+to mfusepy. Importing this module loads the library: the CLI calls
+`require_libfuse3` before it does.
 """
 
 from __future__ import annotations
