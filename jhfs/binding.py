@@ -15,11 +15,11 @@ from pathlib import Path
 from jhfs.libfuse import require_libfuse3
 
 
-def _choose_libfuse3() -> None:
+def _import_mfusepy_on(library: str) -> None:
     # mfusepy reads FUSE_LIBRARY_PATH once, as it is imported; the variable is
     # put back after, so that processes jhfs starts see their own environment.
     before = os.environ.get("FUSE_LIBRARY_PATH")
-    os.environ["FUSE_LIBRARY_PATH"] = require_libfuse3()
+    os.environ["FUSE_LIBRARY_PATH"] = library
     try:
         import mfusepy  # noqa: F401  # imported here for its side effect: the library choice
     finally:
@@ -29,7 +29,8 @@ def _choose_libfuse3() -> None:
             os.environ["FUSE_LIBRARY_PATH"] = before
 
 
-_choose_libfuse3()
+_LIBFUSE3 = require_libfuse3()  # looked up once: find_library runs ldconfig
+_import_mfusepy_on(_LIBFUSE3)
 
 from mfusepy import (  # noqa: E402  # after the choice
     FUSE,
@@ -40,7 +41,7 @@ from mfusepy import (  # noqa: E402  # after the choice
     set_st_attrs,
 )
 
-_libfuse = ctypes.CDLL(require_libfuse3())  # the library mfusepy loaded (dlopen shares it)
+_libfuse = ctypes.CDLL(_LIBFUSE3)  # the library mfusepy loaded (dlopen shares it)
 _libfuse.fuse_interrupted.restype = ctypes.c_int
 
 

@@ -141,10 +141,7 @@ class JhfsOperations(Operations):  # type: ignore[misc]  # mfusepy is untyped
     @at_the_edge
     def opendir(self, path: str) -> int:
         resolve(self.root, path)  # ENOENT, ENOTDIR: at opendir, as for any directory
-        with self._handles_lock:
-            fh = next(self._next_fh)
-            self._listings[fh] = []
-        return fh
+        return next(self._next_fh)  # its listing is read at the first readdir
 
     @at_the_edge
     def readdir(self, path: str, fh: int, offset: int) -> list[tuple[str, Attrs | None]]:

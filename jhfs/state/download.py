@@ -157,10 +157,10 @@ class Download:
                     self._connections_wanted = self._streams
                 wanted = self._connections_wanted if self._ranged else 1
                 for _ in range(min(wanted, self._untaken())):
-                    self._spawn(self._connect, "jhfs-download")
+                    self._open_connection()
             if not self._hashing:
                 self._hashing = True
-                self._spawn(self._hash_prefix, "jhfs-sha256")
+                threading.Thread(target=self._hash_prefix, name="jhfs-sha256", daemon=True).start()
 
     def detach(self) -> None:
         """A reader closed the file; after the last one an unfinished transfer stops."""
@@ -239,12 +239,11 @@ class Download:
 
     # -- the connections --------------------------------------------------------
 
-    def _spawn(self, target: Callable[[], None], name: str) -> None:
-        # Called with the lock held; the thread counts are raised here so
-        # that nobody starts a second set in between.
-        if target == self._connect:
-            self._connections += 1
-        threading.Thread(target=target, name=name, daemon=True).start()
+    def _open_connection(self) -> None:
+        # Lock held: the count is raised before the thread runs, so that
+        # nobody starts a second set in between.
+        self._connections += 1
+        threading.Thread(target=self._connect, name="jhfs-download", daemon=True).start()
 
     def _connect(self) -> None:
         """One connection: fetch chunks in file order until none is left or the transfer stops."""
@@ -338,7 +337,7 @@ class Download:
             extra,
         )
         for _ in range(extra):
-            self._spawn(self._connect, "jhfs-download")
+            self._open_connection()
 
     def _cancelled(self, sink: _ChunkSink) -> bool:
         with self._cond:
