@@ -29,7 +29,7 @@ from jhfs.fuse_ops import JhfsFUSE, JhfsOperations
 from jhfs.mount_errors import MountError
 from jhfs.mount_options import MountOptions
 from jhfs.nodes import MountContext, RootDir
-from jhfs.state.files import FileCache
+from jhfs.state.files import DEFAULT_MAX_SIZE, FileCache
 from jhfs.state.logs import LogStore
 from jhfs.state.registry import JobRegistry
 
@@ -68,6 +68,7 @@ class MountSettings:
     mountpoint: Path
     cache_dir: Path  # already the per-server directory
     jobs_limit: int = 1000
+    cache_max_size: int = DEFAULT_MAX_SIZE  # bytes of blobs and logs kept
     options: MountOptions = field(default_factory=MountOptions)
 
 
@@ -125,6 +126,7 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         settings.cache_dir,
         streams=settings.options.download_streams,
         strict=settings.options.verify_full,
+        max_size=settings.cache_max_size,
     )
     ctx = MountContext(
         client=client,

@@ -28,6 +28,7 @@ MAX_STREAMS = 16
 # many, the oldest are deleted.
 MAX_PAUSED = 4
 MAX_UNVERIFIED = 1024
+DEFAULT_MAX_SIZE = 10 << 30  # --cache-max-size
 
 
 class FileCache:
@@ -47,8 +48,10 @@ class FileCache:
         *,
         streams: int = DEFAULT_STREAMS,
         strict: bool = False,
+        max_size: int = DEFAULT_MAX_SIZE,
     ) -> None:
         self._client = client
+        self._max_size = max_size
         self._blobs = private_dir(private_dir(cache_dir) / "blobs")
         self._tmp = private_dir(cache_dir / "tmp")
         clean_stale_temp(self._tmp)
