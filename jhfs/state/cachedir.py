@@ -3,9 +3,12 @@
 Layout under the per-server cache directory (all dirs 0700, files 0600):
   blobs/<hex sha256>   verified job files (files.FileCache)
   logs/<jobname>.log   complete logs of finished jobs (logs.LogStore)
+  partial/<hex sha256> downloads stopped at an unmount, kept to resume (download.Partial)
   tmp/<pid>.*          downloads, log chunks and growing logs in progress
 Temporary names start with the owning process id, so a later mount can delete
-what a crashed one left behind without touching a live mount's files.
+what a crashed one left behind without touching a live mount's files. A file
+becomes valid under its final name by `durable_rename`, after its own bytes
+were fsynced: a crash leaves either the old state or the whole new file.
 """
 
 from __future__ import annotations
@@ -31,6 +34,23 @@ def temp_file(tmp_dir: Path, suffix: str) -> tuple[int, Path]:
     """A new file in tmp_dir, mode 0600, named after this process: (fd, path)."""
     fd, name = tempfile.mkstemp(prefix=f"{os.getpid()}.", suffix=suffix, dir=tmp_dir)
     return fd, Path(name)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make the names in `directory` (a rename into it, an unlink) survive a crash."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def durable_rename(src: Path, dst: Path) -> None:
+    """Rename `src` to `dst` and fsync dst's directory, so the new name survives a
+    crash. The caller has fsynced the file's bytes first: the name must never
+    point at bytes still in the page cache only."""
+    os.replace(src, dst)
+    fsync_dir(dst.parent)
 
 
 def _process_alive(pid: int) -> bool:

@@ -7,3 +7,7 @@ class FileNotReadyError(Exception):
 
 class IntegrityError(Exception):
     """Downloaded bytes did not match the file's hash; they were discarded (EIO)."""
+
+
+class ShuttingDownError(Exception):
+    """The mount is ending: a read still waiting for a download is let go (EIO)."""
