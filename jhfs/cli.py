@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from jhfs.client import JuliaHubClient, JuliaHubError
 from jhfs.libfuse import LibfuseMissingError, require_libfuse3
 from jhfs.mount_errors import MountError
 from jhfs.mount_options import parse_mount_options
+from jhfs.state.files import DEFAULT_MAX_SIZE
 from jhfs.unmounting import unmount
 
 logger = logging.getLogger(__name__)
@@ -26,6 +28,32 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
+
+
+SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
+
+
+def byte_size(text: str) -> int:
+    """A size such as 10G, 500M, 1.5T or 4096 (bytes); units are powers of 1024."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"not a size (such as 10G or 500M): {text!r}")
+    value = int(float(match.group(1)) * SIZE_UNITS[match.group(2).upper()])
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be more than 0 bytes, got {text!r}")
+    return value
+
+
+def add_cache_max_size(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache-max-size",
+        type=byte_size,
+        default=DEFAULT_MAX_SIZE,
+        metavar="SIZE",
+        help="how much the cache directory keeps, e.g. 500M or 10G (default: 10G); the least "
+        "recently used files go first, and it never fills its file system past 95%%",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="mount options, comma-separated: download_streams=N, verify=stream|full, and "
         "FUSE's (e.g. allow_other)",
     )
+    add_cache_max_size(mount)
     mount.add_argument("--debug", action="store_true", help="verbose logging")
 
     umount = commands.add_parser("umount", help="unmount (lazily, if busy)")
@@ -77,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the emulator with sample jobs and mount it")
     demo.add_argument("mountpoint", type=Path, metavar="MOUNTPOINT")
+    add_cache_max_size(demo)
     demo.add_argument("--debug", action="store_true", help="verbose logging")
 
     commands.add_parser(
@@ -122,6 +152,7 @@ def mount_command(args: argparse.Namespace) -> int:
         mountpoint=mountpoint,
         cache_dir=server_cache_dir(root, client.server),
         jobs_limit=args.jobs_limit,
+        cache_max_size=args.cache_max_size,
         options=parse_mount_options(args.options),
     )
     logger.info("mounting %s's jobs on %s at %s", user, client.server, mountpoint)
@@ -149,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             from jhfs.demo import run_demo
 
-            return run_demo(args.mountpoint.absolute())
+            return run_demo(args.mountpoint.absolute(), args.cache_max_size)
         return mount_command(args)
     except (LibfuseMissingError, MountError, JuliaHubError, ValueError) as exc:
         print(f"jhfs: error: {exc}", file=sys.stderr)

@@ -88,7 +88,7 @@ def what_to_try(mountpoint: Path, url: str, jobs: list[Job]) -> str:
     )
 
 
-def run_demo(mountpoint: Path) -> int:
+def run_demo(mountpoint: Path, cache_max_size: int) -> int:
     mountpoint.mkdir(parents=True, exist_ok=True)
     check_mountpoint(mountpoint)
     with tempfile.TemporaryDirectory(prefix="jhfs-demo-") as tmp:
@@ -101,7 +101,7 @@ def run_demo(mountpoint: Path) -> int:
             jobs = client.jobs()
             cache_dir = workdir / "cache"
             cache_dir.mkdir(mode=0o700)
-            settings = MountSettings(mountpoint, cache_dir)
+            settings = MountSettings(mountpoint, cache_dir, cache_max_size=cache_max_size)
             serve(client, settings, lambda: print(what_to_try(mountpoint, url, jobs), flush=True))
         finally:
             stop_emulator(emulator)
