@@ -182,6 +182,13 @@ class JuliaHubClient:
     def close(self) -> None:
         self._session.close()
 
+    def bearer_headers(self) -> dict[str, str]:
+        """Headers for a request this client does not send itself (the log stream's
+        websocket). They hold the token: send them to `server`'s own host only, and
+        never log them."""
+        token = self._tokens.token()
+        return {"Authorization": f"Bearer {token}", "User-Agent": f"jhfs/{__version__}"}
+
     # --- the calls ------------------------------------------------------------------
 
     def whoami(self) -> dict[str, Any]:
