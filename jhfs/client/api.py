@@ -11,6 +11,10 @@ Policy:
 - A 401 re-reads auth.toml once (TokenSource.reload) and, if the token
   changed, repeats the request once; otherwise AuthenticationError.
 - requests exceptions never escape: they become ServerUnreachableError.
+- Pacing (jhfs.client.pacing): every request takes a token from the
+  mount-wide rate limit, background ones waiting for theirs; inside a user
+  operation's deadline the timeouts, retries and body reads all end by it
+  (DeadlineExceeded).
 - The token is only ever in the Authorization header of requests to the
   server's own host (requests drops it on redirects to another host); it is
   scrubbed from every message built from server text.
@@ -26,6 +30,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -39,6 +44,7 @@ from jhfs import __version__
 from jhfs.client.auth import TokenSource, discover, normalize_server
 from jhfs.client.errors import (
     AuthenticationError,
+    DeadlineExceeded,
     JuliaHubError,
     NotFoundError,
     PermissionDeniedError,
@@ -56,11 +62,13 @@ from jhfs.client.models import (
     parse_log_page,
     raise_for_failure,
 )
+from jhfs.client.pacing import RateLimiter, background, in_background, remaining
 
 logger = logging.getLogger(__name__)
 
 LOG_PAGE_CAP = 10_000
 DOWNLOAD_CHUNK = 1 << 20  # 1 MiB at most per socket read: near memory speed on loopback
+BODY_CHUNK = 64 << 10  # a JSON body is read this much at a time, the deadline checked between
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 RETRY_AFTER_CAP = 10.0  # seconds; a filesystem call waits through the retries
 BACKOFF_BASE = 0.25  # seconds; doubled per attempt
@@ -148,6 +156,7 @@ class JuliaHubClient:
         timeout: float = 30.0,
         connect_timeout: float = 10.0,
         retries: int = 3,
+        limiter: RateLimiter | None = None,
     ) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0")
@@ -163,6 +172,8 @@ class JuliaHubClient:
         self._session.mount("http://", adapter)
         self._session.headers["User-Agent"] = f"jhfs/{__version__}"
         self._reload_lock = threading.Lock()
+        self.limiter = limiter or RateLimiter()
+        self._closing = threading.Event()  # wakes background requests waiting their turn
 
     @classmethod
     def from_environment(
@@ -179,7 +190,13 @@ class JuliaHubClient:
     def server(self) -> str:
         return self._server
 
+    @staticmethod
+    def background() -> AbstractContextManager[None]:
+        """Requests made inside are background work: they wait their turn on the rate limit."""
+        return background()
+
     def close(self) -> None:
+        self._closing.set()
         self._session.close()
 
     def bearer_headers(self) -> dict[str, str]:
@@ -193,8 +210,8 @@ class JuliaHubClient:
 
     def whoami(self) -> dict[str, Any]:
         """GET /api/v1: the identity check (AuthenticationError on a bad token)."""
-        response = self._call("GET", "/api/v1", what="the identity check")
-        body = self._json(response, "the identity check")
+        answer = self._call("GET", "/api/v1", what="the identity check")
+        body = self._json(answer, "the identity check")
         if not isinstance(body, dict):
             raise ServerError("malformed answer from the server to the identity check")
         return body
@@ -206,24 +223,24 @@ class JuliaHubClient:
             if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
                 raise ValueError(f"limit must be a positive integer, not {limit!r}")
             params["limit"] = limit
-        response = self._call("GET", "/juliaruncloud/get_jobs", params=params, what="job list")
-        return parse_jobs(self._json(response, "the job list"))
+        answer = self._call("GET", "/juliaruncloud/get_jobs", params=params, what="job list")
+        return parse_jobs(self._json(answer, "the job list"))
 
     def job(self, jobname: str) -> Job | None:
         """One job, or None when the server says it does not exist."""
         path = f"/api/rest/jobs/{quote(jobname, safe='')}"
-        response = self._call("GET", path, headers=HASURA_HEADERS, what=f"job {jobname}")
-        return parse_job_details(self._json(response, f"job {jobname}"), jobname)
+        answer = self._call("GET", path, headers=HASURA_HEADERS, what=f"job {jobname}")
+        return parse_job_details(self._json(answer, f"job {jobname}"), jobname)
 
     def kill_job(self, jobname: str) -> None:
         """Stop a job (PermissionDeniedError for unknown jobs, as the server says 403)."""
         what = f"stopping job {jobname}"
-        response = self._call(
+        answer = self._call(
             "GET", "/juliaruncloud/kill_job", params={"jobname": jobname}, what=what, action=True
         )
-        body = self._json(response, what)
+        body = self._json(answer, what)
         if not isinstance(body, dict) or body.get("status") is not True:
-            raise ServerError(f"{what} failed: {self._snippet(response)}")
+            raise ServerError(f"{what} failed: {self._snippet(answer)}")
         logger.info("stopped job %s", jobname)
 
     def extend_job(self, jobname: str, hours: int) -> None:
@@ -237,16 +254,16 @@ class JuliaHubClient:
         if hours < 1:
             raise ValueError(f"extend by at least one hour, not {hours}")
         what = f"extending job {jobname} by {hours} h"
-        response = self._call(
+        answer = self._call(
             "POST",
             "/juliaruncloud/extend_job_time_limit",
             json_body={"jobname": jobname, "extendby": hours},
             what=what,
             action=True,
         )
-        body = self._json(response, what)
+        body = self._json(answer, what)
         if not isinstance(body, dict) or body.get("success") is not True:
-            raise ServerError(f"{what} failed: {self._snippet(response)}")
+            raise ServerError(f"{what} failed: {self._snippet(answer)}")
         logger.info("extended job %s by %d h", jobname, hours)
 
     def log_page(
@@ -278,11 +295,11 @@ class JuliaHubClient:
                 )
             params["event_id"] = reference.event_id
             params["start_time" if after is not None else "end_time"] = reference.timestamp_ms
-        response = self._call(
+        answer = self._call(
             "GET", "/juliaruncloud/get_logs", params=params, what=f"logs of job {jobname}"
         )
         try:
-            return parse_log_page(response.content)
+            return parse_log_page(answer)
         except JuliaHubError as exc:
             raise type(exc)(self._redact(str(exc))) from None
 
@@ -355,16 +372,36 @@ class JuliaHubClient:
         json_body: Any = None,
         what: str,
         action: bool = False,
-    ) -> requests.Response:
-        """A whole (non-streamed) request with retries and status mapping."""
+    ) -> bytes:
+        """A whole request's body, with retries and status mapping."""
 
-        def attempt() -> requests.Response:
-            # Not streamed: a connection lost mid-body raises here, inside the attempt.
-            response = self._send(method, path, params=params, headers=headers, json_body=json_body)
-            self._raise_for_status(response, what, retryable=not action)
-            return response
+        def attempt() -> bytes:
+            response = self._send(
+                method, path, params=params, headers=headers, json_body=json_body, stream=True
+            )
+            with response:
+                self._raise_for_status(response, what, retryable=not action)
+                return self._read_body(response)
 
         return self._with_retries(attempt, what, retryable=not action)
+
+    def _read_body(self, response: requests.Response) -> bytes:
+        """The body, read piecewise so that a body dripping in ends at the deadline.
+
+        (A socket timeout bounds each read, not the whole body.) A connection
+        lost on the way raises requests.ConnectionError, as an unstreamed
+        request would.
+        """
+        parts: list[bytes] = []
+        try:
+            while True:
+                remaining()
+                data = response.raw.read1(BODY_CHUNK, decode_content=True)
+                if not data:
+                    return b"".join(parts)
+                parts.append(data)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise requests.ConnectionError(f"the body was cut short: {exc}") from None
 
     def _with_retries(self, attempt: Callable[[], _T], what: str, *, retryable: bool) -> _T:
         """Run `attempt`, retrying transient failures: all of them for reads, unsent ones always.
@@ -374,6 +411,7 @@ class JuliaHubClient:
         tries = 0
         while True:
             try:
+                remaining()  # no attempt once the operation's deadline has passed
                 return attempt()
             except _Retry as exc:
                 reason, delay = str(exc), exc.delay
@@ -389,6 +427,9 @@ class JuliaHubClient:
                 )
             if delay is None:
                 delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**tries) * random.uniform(0.8, 1.2)
+            left = remaining()
+            if left is not None and delay >= left:
+                raise DeadlineExceeded(self._redact(f"{reason} (no time left to retry)"))
             tries += 1
             logger.warning(
                 "%s; retry %d of %d in %.2f s", self._redact(reason), tries, self._retries, delay
@@ -408,6 +449,7 @@ class JuliaHubClient:
         """One request with the current token; on a 401, once more if auth.toml has a new one."""
         url = self._server + path
         for reloaded in (False, True):
+            self._wait_turn()
             token = self._tokens.token()
             logger.debug("%s %s %s", method, path, params or "")
             response = self._session.request(
@@ -417,24 +459,39 @@ class JuliaHubClient:
                 headers=headers,
                 auth=_BearerAuth(token),
                 json=json_body,
-                timeout=self._timeout,
+                timeout=self._timeouts(),
                 stream=stream,
                 allow_redirects=True,
             )
             if response.status_code != 401 or reloaded:
                 return response
-            response.close()
             with self._reload_lock:
                 changed = self._tokens.token() != token or self._tokens.reload()
             if not changed:
                 return response
+            response.close()
             logger.info("the server refused the token; retrying with the re-read one")
         raise AssertionError("unreachable")
+
+    def _wait_turn(self) -> None:
+        """Take a token from the rate limit; in the background, wait for it."""
+        wait = self.limiter.reserve(background=in_background())
+        if wait > 0 and self._closing.wait(wait):
+            raise ServerUnreachableError("the mount is ending")
+
+    def _timeouts(self) -> tuple[float, float]:
+        """(connect, read) socket timeouts, within the operation's deadline."""
+        left = remaining()
+        if left is None:
+            return self._timeout
+        connect, read = self._timeout
+        return min(connect, left), min(read, left)
 
     def _raise_for_status(self, response: requests.Response, what: str, *, retryable: bool) -> None:
         status = response.status_code
         if status in (200, 206):
             return
+        body = self._read_body(response)
         if status in RETRY_STATUSES and retryable:
             raise _Retry(f"{what}: the server answered {status}", _retry_after(response))
         if status == 401:
@@ -454,26 +511,21 @@ class JuliaHubClient:
             )
         if status == 404:
             raise NotFoundError(f"{what}: not found (404)")
-        raise ServerError(f"{what}: the server answered {status}: {self._snippet(response)}")
+        raise ServerError(f"{what}: the server answered {status}: {self._snippet(body)}")
 
-    def _json(self, response: requests.Response, what: str) -> Any:
+    def _json(self, answer: bytes, what: str) -> Any:
         try:
-            body = json.loads(response.content)
+            body = json.loads(answer)
         except ValueError:
-            raise ServerError(
-                f"{what}: the answer is not JSON: {self._snippet(response)}"
-            ) from None
+            raise ServerError(f"{what}: the answer is not JSON: {self._snippet(answer)}") from None
         try:
             raise_for_failure(body, what)
         except JuliaHubError as exc:
             raise type(exc)(self._redact(str(exc))) from None
         return body
 
-    def _snippet(self, response: requests.Response) -> str:
-        try:
-            text = response.content[:300].decode("utf-8", "replace")
-        except requests.RequestException:
-            text = "<body unreadable>"
+    def _snippet(self, body: bytes) -> str:
+        text = body[:300].decode("utf-8", "replace")
         return self._redact(text.strip() or "<empty body>")
 
     def _redact(self, text: str) -> str:

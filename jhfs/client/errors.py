@@ -29,4 +29,8 @@ class ServerUnreachableError(JuliaHubError):
 
 
 class TransferCancelled(Exception):
-    """The caller asked a download to stop (nobody reads it any more); not a failure."""
+    """Nobody waits for the work any more (its reader was interrupted or ended); not a failure."""
+
+
+class DeadlineExceeded(ServerUnreachableError):
+    """The user operation's deadline passed before the server answered (ETIMEDOUT)."""
