@@ -58,13 +58,14 @@ def mode(path: Path) -> int:
 
 
 def blob_bytes(cache: FileCache, file: JobFile) -> bytes | None:
-    fd = cache.open_blob(file)
-    if fd is None:
+    """The checked blob's bytes, or None when this cache has not checked one."""
+    blob = cache.open_blob(file)
+    if blob is None:
         return None
     try:
-        return os.pread(fd, file.size + 1, 0)
+        return os.pread(blob.fd, file.size + 1, 0)
     finally:
-        os.close(fd)
+        blob.close()
 
 
 def read_from(download: Download, offset: int, size: int) -> bytes:
@@ -108,8 +109,15 @@ def test_download_verifies_publishes_the_blob_and_is_reused(
     for directory in (cache_dir, cache_dir / "blobs", cache_dir / "tmp"):
         assert mode(directory) == 0o700
     assert blob_bytes(cache, file) == content
-    # A later mount of the same cache directory finds it too.
-    assert blob_bytes(FileCache(client, cache_dir), file) == content
+    # A later mount of the same cache directory finds it too, and checks it
+    # once before trusting it.
+    later = FileCache(client, cache_dir)
+    assert blob_bytes(later, file) is None
+    check = later.download(file)
+    assert check is not None and check.checking
+    assert read_all(check) == content
+    later.release(check)
+    assert blob_bytes(later, file) == content
     assert downloads(emulator) == before + 1
     wait_for(lambda: os.listdir(cache_dir / "tmp") == [], what="no temporary file")
 

@@ -1,8 +1,8 @@
 """jobs/<jobname>/files/<type>/<name>: a job file, downloaded once and hash-checked.
 
-An open of a cached file reads the verified blob; an open of any other file
-joins its download and reads bytes as they arrive, under the rule of
-jhfs.state.download.
+An open of a file whose blob this mount has checked reads the blob; an open
+of any other file joins its download (or the check of its cached blob) and
+reads bytes as they arrive, under the rule of jhfs.state.download.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from jhfs.nodes.base import XATTR_NAMESPACE, Attrs, Handle, Node, require_read_o
 from jhfs.nodes.context import MountContext, to_ns
 from jhfs.state.download import Download
 from jhfs.state.errors import FileNotReadyError
+from jhfs.state.files import Blob, FileCache
 
 XATTR_HASH = XATTR_NAMESPACE + "hash"
 XATTR_TYPE = XATTR_NAMESPACE + "type"
@@ -25,21 +26,22 @@ XATTR_UPLOADED = XATTR_NAMESPACE + "upload_timestamp"
 
 
 class BlobHandle(Handle):
-    """An open job file whose verified blob is in the cache: reads come from it."""
+    """An open job file whose checked blob is in the cache: reads come from it."""
 
-    def __init__(self, fd: int, keep_cache: bool) -> None:
-        self._fd = fd
+    def __init__(self, blob: Blob, keep_cache: bool) -> None:
+        self._blob = blob
         self.keep_cache = keep_cache
 
     def readinto(self, buf: memoryview, offset: int) -> int:
-        return os.preadv(self._fd, [buf], offset)  # straight into the kernel's reply, no copy
+        return os.preadv(self._blob.fd, [buf], offset)  # straight into the kernel's reply
 
     def release(self) -> None:
-        os.close(self._fd)
+        self._blob.close()
 
 
 class DownloadHandle(Handle):
-    """An open job file that is still downloading: reads wait for their bytes.
+    """An open job file that is still downloading (or whose cached blob is being
+    checked): reads wait for their bytes, and the end for the hash.
 
     This open file stays with its download to the end: if that fails, every
     later read fails too instead of starting another. The download's only
@@ -52,11 +54,13 @@ class DownloadHandle(Handle):
 
     def __init__(
         self,
+        files: FileCache,
         download: Download,
         abandoned: Callable[[], bool],
         keep_cache: bool,
         direct_io: bool,
     ) -> None:
+        self._files = files
         self._download = download
         self._abandoned = abandoned
         self.keep_cache = keep_cache
@@ -66,7 +70,7 @@ class DownloadHandle(Handle):
         return self._download.readinto(buf, offset, self._abandoned)
 
     def release(self) -> None:
-        self._download.detach()
+        self._files.release(self._download)
 
 
 class JobFileNode(Node):
@@ -93,14 +97,16 @@ class JobFileNode(Node):
         # does not keep them makes it drop them.
         keep_cache = not files.forget_failure(self.file)
         while True:
-            fd = files.open_blob(self.file)
-            if fd is not None:
-                return BlobHandle(fd, keep_cache)
+            blob = files.open_blob(self.file)
+            if blob is not None:
+                return BlobHandle(blob, keep_cache)
             download = files.download(self.file)
             if download is not None:
                 alone = download.readers == 1
-                return DownloadHandle(download, self.ctx.abandoned, keep_cache, direct_io=alone)
-            # None: the blob was verified in between; open it.
+                return DownloadHandle(
+                    files, download, self.ctx.abandoned, keep_cache, direct_io=alone
+                )
+            # None: the blob was checked in between; open it.
 
     def _xattrs(self) -> dict[str, str]:
         attrs = {XATTR_TYPE: self.file.type}

@@ -1,7 +1,9 @@
 """One job file on its way into the cache: ranged chunks over parallel connections,
-hashed as its prefix grows, readable while it arrives.
+hashed as its prefix grows, readable while it arrives. Also the check of a
+cached blob on its first use by a mount: the same machinery with every byte
+already there.
 
-The bytes go to a temporary file in <cache_dir>/tmp at their own offsets. A
+The bytes go to a file in <cache_dir>/tmp at their own offsets (sparse). A
 file above PARALLEL_THRESHOLD is cut into CHUNK_SIZE chunks, and up to
 `streams` connections each take the lowest chunk nobody has taken, so the
 file fills from the front and a reader streaming it keeps moving. The first
@@ -11,20 +13,27 @@ other connections open if the first brings less than FAST_CONNECTION:
 parallel ranges pay where a storage service limits each connection, and only
 cost CPU where one connection already runs at memory speed. Each chunk
 resumes on its own after connection trouble (the client's retry policy).
+A "connection" is a task on the mount's connection pool (jhfs.state.pools)
+that fetches one chunk and then queues again, so downloads take turns.
 
-A hashing thread follows the contiguous prefix (the bytes from 0 that are all
-on disk) and compares the digest at the end. The rule for readers: a read is
-answered as soon as its bytes are on disk, except that **no read reaches the
-end of the file before the hash matched** (in `strict` mode no read is
+Hashing follows the contiguous prefix (the bytes from 0 that are all on
+disk): a task on the hash pool runs whenever the prefix has grown past what
+was hashed, and compares the digest at the end. The rule for readers: a read
+is answered as soon as its bytes are on disk, except that **no read reaches
+the end of the file before the hash matched** (in `strict` mode no read is
 answered before). On a mismatch every read of this download fails (EIO)
 and its bytes are deleted; the file cache starts a new download on the next
-open. On a match the file is fsynced and renamed into the blob directory:
-only then is it a cached blob.
+open. On a match the file is fsynced and renamed into the blob directory
+(durable_rename): only then is it a cached blob. A check (`checking`) reads
+the blob itself: a mismatch deletes the blob, a match only marks it checked.
 
 Readers attach while they have the file open. When the last one detaches
-before the end, the connections stop within one socket read and the bytes
-stay; attaching again resumes from them with Range requests (a server that
-ignores Range sends the whole file again).
+before the end, the connections stop within one socket read, hashing stops,
+and the bytes stay; attaching again resumes from them with Range requests (a
+server that ignores Range sends the whole file again). `shut_down` (the
+mount ends) lets every waiting read go at once; `stop` ends a paused one for
+good; either way the file cache may then keep the bytes as a partial
+download (`present` tells what is on disk) for a later resume.
 """
 
 from __future__ import annotations
@@ -39,14 +48,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jhfs.client import JobFile, JuliaHubClient, TransferCancelled
-from jhfs.state.cachedir import temp_file
-from jhfs.state.errors import IntegrityError
+from jhfs.state.cachedir import durable_rename
+from jhfs.state.errors import IntegrityError, ShuttingDownError
+from jhfs.state.pools import WorkerPool
 
 logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 8 << 20  # per ranged request: few requests per GiB, small enough to spread
 PARALLEL_THRESHOLD = 2 * CHUNK_SIZE  # smaller files come in one request
 HASH_BLOCK = 4 << 20  # hashlib releases the GIL on blocks this large
+HASH_TURN = 8  # blocks hashed per turn on the hash pool before other downloads' turn
 # The first connection's first PROBE_BYTES tell whether more would help: a
 # link that gives one connection FAST_CONNECTION bytes/s or more is not
 # limited per connection (loopback, a LAN), and there extra connections only
@@ -89,11 +100,21 @@ def describe(file: JobFile) -> str:
     return f"{file.jobname}/files/{file.type}/{file.name}"
 
 
-class Download:
-    """A job file being fetched into a temporary file; see the module docstring.
+@dataclass
+class Workers:
+    """The mount's pools a download runs on."""
 
-    `on_end` runs once (on a connection or hashing thread) when the download
-    has ended: verified and renamed to `blob_path`, or failed.
+    connections: WorkerPool
+    hashing: WorkerPool
+
+
+class Download:
+    """A job file being fetched into `path` (open as `fd`), or a cached blob at
+    `path` being checked (`checking`); see the module docstring.
+
+    `present` lists the byte ranges already on disk (resumed or checked).
+    `on_end` runs once (on a worker thread) when the download has ended:
+    verified (and, unless checking, renamed to `blob_path`), or failed.
     """
 
     def __init__(
@@ -101,29 +122,39 @@ class Download:
         client: JuliaHubClient,
         file: JobFile,
         expected: bytes,
-        tmp_dir: Path,
         blob_path: Path,
         *,
+        fd: int,
+        path: Path,
+        present: list[tuple[int, int]],
+        checking: bool,
+        workers: Workers,
         streams: int,
         strict: bool,
         on_end: Callable[[Download], None],
     ) -> None:
         self.file = file
         self.size = file.size
+        self.checking = checking
         self._client = client
         self._expected = expected
         self._blob_path = blob_path
+        self._fd, self.path = fd, path
+        self._workers = workers
         self._streams = streams
         self._strict = strict
         self._on_end = on_end
-        self._fd, self._tmp_path = temp_file(tmp_dir, ".part")
-        os.ftruncate(self._fd, self.size)  # sparse: chunks land at their own offsets
         self._cond = threading.Condition()
-        if self.size > PARALLEL_THRESHOLD and streams > 1:
+        if self.size > PARALLEL_THRESHOLD and streams > 1 and not checking:
             starts = range(0, self.size, CHUNK_SIZE)
             self._chunks = [_Chunk(s, min(s + CHUNK_SIZE, self.size)) for s in starts]
         else:
             self._chunks = [_Chunk(0, self.size)]
+        for chunk in self._chunks:
+            # Only a chunk's own prefix counts: its connection goes on from there.
+            for start, end in present:
+                if start <= chunk.start < end:
+                    chunk.written = min(end, chunk.end) - chunk.start
         self._complete = 0  # chunks [0, _complete) of _complete_in are all on disk
         self._complete_in = self._chunks
         self._ranged: bool | None = None  # whether the server answers Range; unknown at first
@@ -131,36 +162,39 @@ class Download:
         self._probe_started: float | None = None  # when the first ranged answer began
         self._probe_from = 0  # and at which byte
         self._readers = 0
-        self._connections = 0  # connection threads alive
-        self._hashing = False  # the hashing thread is alive
+        self._connections = 0  # connection tasks queued or running
+        self._hashing = False  # a hash task is queued or running
         self._hash = hashlib.sha256()
         self._hashed = 0
         self._verified = False
+        self.kept = False  # renamed into the blob directory
+        self.inode = 0  # of the verified bytes
+        self.dropped = False  # its bytes were deleted (a failure)
         self._error: BaseException | None = None
+        self._stopped = False  # ended by stop or shut_down: the bytes stay
         self._closed = False
         self._started = time.monotonic()
 
     # -- readers ----------------------------------------------------------------
 
     def attach(self) -> None:
-        """A reader opened the file: (re)start the transfer if it is not running."""
+        """A reader opened the file: (re)start the transfer and the hashing if they
+        are not running."""
         with self._cond:
             self._readers += 1
             if self._ended():
                 return
-            if self._connections == 0:
+            if self._connections == 0 and self._untaken():
                 self._started = time.monotonic()
-                if self._hashed or any(chunk.written for chunk in self._chunks):
+                if any(chunk.written for chunk in self._chunks):
                     logger.info("%s: resuming at %d bytes", describe(self.file), self._contiguous())
                 if self._probe_started is not None:  # stopped before it could tell
                     self._probe_started = None
                     self._connections_wanted = self._streams
                 wanted = self._connections_wanted if self._ranged else 1
-                for _ in range(min(wanted, self._untaken())):
-                    self._open_connection()
-            if not self._hashing:
-                self._hashing = True
-                threading.Thread(target=self._hash_prefix, name="jhfs-sha256", daemon=True).start()
+                for number in range(min(wanted, self._untaken())):
+                    self._open_connection(background=number > 0)
+            self._schedule_hash()
 
     def detach(self) -> None:
         """A reader closed the file; after the last one an unfinished transfer stops."""
@@ -183,25 +217,61 @@ class Download:
 
     @property
     def idle(self) -> bool:
-        """Nobody reads it and nothing runs: it may be discarded."""
+        """Nobody reads it and nothing runs: it may be stopped for good."""
         with self._cond:
             return self._readers == 0 and self._connections == 0 and not self._hashing
 
     @property
     def failed(self) -> bool:
+        """It ended without a verified file (failed, or stopped)."""
         with self._cond:
             return self._error is not None
 
-    def discard(self) -> None:
-        """Stop an unfinished download for good and delete its bytes (it was paused
-        the longest, or the mount ends)."""
+    @property
+    def verified(self) -> bool:
+        with self._cond:
+            return self._verified
+
+    def stop(self, error: BaseException) -> bool:
+        """End an unfinished download for good, its bytes left on disk: waiting reads
+        and later ones raise `error`, its workers stop at their next look. False if
+        it had ended already."""
         with self._cond:
             if self._ended():
-                return
-            self._error = TransferCancelled(describe(self.file))
+                return False
+            self._error = error
+            self._stopped = True
             self._cond.notify_all()
             self._close_if_unused()
-        self._tmp_path.unlink(missing_ok=True)
+            return True
+
+    def shut_down(self) -> bool:
+        """The mount ends: `stop` with ShuttingDownError."""
+        return self.stop(ShuttingDownError(f"{describe(self.file)}: the mount is ending"))
+
+    def wait_stopped(self, deadline: float) -> bool:
+        """Wait until no worker runs for it any more, at most until `deadline` (monotonic)."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: self._connections == 0 and not self._hashing,
+                max(0.0, deadline - time.monotonic()),
+            )
+
+    def present(self) -> list[tuple[int, int]]:
+        """The byte ranges on disk (of a stopped download: they no longer change)."""
+        with self._cond:
+            return [(c.start, c.start + c.written) for c in self._chunks if c.written]
+
+    def take_file(self) -> tuple[int, Path] | None:
+        """The descriptor and path of a stopped download's bytes, now the caller's
+        (to keep them as a partial download), or None (checking, or not stopped).
+        The caller closes the descriptor, unless readers are still attached (they
+        may be inside a pread: then it stays open until the process ends)."""
+        with self._cond:
+            if not self._stopped or self.checking or self._closed:
+                return None
+            self._closed = True  # closed by the caller from now on
+            return self._fd, self.path
 
     def readinto(
         self, buf: memoryview, offset: int, abandoned: Callable[[], bool] = lambda: False
@@ -239,25 +309,44 @@ class Download:
 
     # -- the connections --------------------------------------------------------
 
-    def _open_connection(self) -> None:
-        # Lock held: the count is raised before the thread runs, so that
-        # nobody starts a second set in between.
+    def _open_connection(self, *, background: bool) -> None:
+        # Lock held: the count is raised before the task runs, so that nobody
+        # starts a second set in between.
         self._connections += 1
-        threading.Thread(target=self._connect, name="jhfs-download", daemon=True).start()
+        if not self._workers.connections.submit(lambda: self._connect(background)):
+            self._connections -= 1  # the mount is ending
 
-    def _connect(self) -> None:
-        """One connection: fetch chunks in file order until none is left or the transfer stops."""
-        while (chunk := self._take()) is not None:
-            sink = _ChunkSink(self, chunk)
-            try:
-                self._client.download_range(self.file, chunk.start + chunk.written, chunk.end, sink)
-            except TransferCancelled:
-                pass
-            except Exception as exc:
-                self._fail(exc)
-            with self._cond:
-                sink.chunk.taken = False
+    def _connect(self, background: bool) -> None:
+        """One turn of a connection: fetch the next chunk in file order, then queue
+        again behind the other downloads' turns (or end: none left, or stopped).
+
+        The first connection serves the reader who opened the file; the extra
+        ones are background work, which waits its turn on the client's rate
+        limit. None carries the opening operation's deadline (a worker does not
+        run in its context): the download outlives that operation.
+        """
+        chunk = self._take()
+        if chunk is None:
+            return
+        sink = _ChunkSink(self, chunk)
+        start = chunk.start + chunk.written
+        try:
+            if background:
+                with self._client.background():
+                    self._client.download_range(self.file, start, chunk.end, sink)
+            else:
+                self._client.download_range(self.file, start, chunk.end, sink)
+        except TransferCancelled:
+            pass
+        except Exception as exc:
+            self._fail(exc)
+        with self._cond:
+            sink.chunk.taken = False
+            self._cond.notify_all()
+            if not self._workers.connections.submit(lambda: self._connect(background)):
+                self._connections -= 1  # the mount is ending
                 self._cond.notify_all()
+                self._close_if_unused()
 
     def _take(self) -> _Chunk | None:
         """The next chunk for a connection, or None, and then the connection is over.
@@ -310,10 +399,15 @@ class Download:
         while done < len(view):
             done += os.pwrite(self._fd, view[done:], offset + done)
         with self._cond:
+            if self._stopped:
+                # Its ranges were taken for a partial download: what came after
+                # is not counted as present (it will be fetched again).
+                raise TransferCancelled(describe(self.file))
             sink.chunk.written = end - sink.chunk.start
             received = end - self._probe_from
             if self._probe_started is not None and received >= PROBE_BYTES:
                 self._decide_connections(received)
+            self._schedule_hash()
             self._cond.notify_all()
 
     def _decide_connections(self, received: int) -> None:
@@ -337,7 +431,7 @@ class Download:
             extra,
         )
         for _ in range(extra):
-            self._open_connection()
+            self._open_connection(background=True)
 
     def _cancelled(self, sink: _ChunkSink) -> bool:
         with self._cond:
@@ -350,69 +444,100 @@ class Download:
                 return
             self._error = error
             self._cond.notify_all()
-        self._tmp_path.unlink(missing_ok=True)
+        self._drop_bytes()
         self._on_end(self)
+
+    def _drop_bytes(self) -> None:
+        """Delete the bytes of a failed download (the blob, when checking it)."""
+        try:
+            # When checking, only the blob this check read: another mount may
+            # have put a good one in its place since.
+            if self.checking and os.stat(self.path).st_ino != os.fstat(self._fd).st_ino:
+                return
+            self.path.unlink()
+            self.dropped = True
+        except FileNotFoundError:
+            pass  # evicted, or deleted by another mount's check
 
     # -- the hash ---------------------------------------------------------------
 
-    def _hash_prefix(self) -> None:
-        """Hash the contiguous prefix as it grows; at the end, verify and publish the blob."""
+    def _schedule_hash(self) -> None:
+        # Lock held. One hash task at a time per download.
+        if not self._hashing and not self._ended() and self._hash_wanted():
+            self._hashing = True
+            if not self._workers.hashing.submit(self._hash_turn):
+                self._hashing = False  # the mount is ending
+
+    def _hash_turn(self) -> None:
+        """Hash up to HASH_TURN blocks of the prefix; at the end, verify and publish
+        the blob. Queues again while more is there, else ends (the next arriving
+        bytes, or an attach, schedule it again)."""
         try:
-            while (available := self._hashable()) is not None:
-                if self._hashed == self.size:
-                    self._verify()
-                else:
-                    size = min(HASH_BLOCK, available - self._hashed)
-                    block = os.pread(self._fd, size, self._hashed)
-                    self._hash.update(block)
+            for _ in range(HASH_TURN):
+                with self._cond:
+                    available = self._contiguous()
+                    if self._ended() or not self._hash_wanted():
+                        self._hashing = False
+                        self._cond.notify_all()
+                        self._close_if_unused()
+                        return
+                    if self._hashed == self.size:
+                        break
+                size = min(HASH_BLOCK, available - self._hashed)
+                block = os.pread(self._fd, size, self._hashed)
+                if not block:
+                    raise OSError(f"{self.path} ends before byte {self._hashed}")
+                self._hash.update(block)
+                with self._cond:
                     self._hashed += len(block)
+            else:
+                if self._workers.hashing.submit(self._hash_turn):
+                    return
+                with self._cond:
+                    self._hashing = False  # the mount is ending
+                    self._cond.notify_all()
+                    self._close_if_unused()
+                return
+            self._verify()
         except Exception as exc:
             self._fail(exc)
-            self._hashable()
-
-    def _hashable(self) -> int | None:
-        """Wait until more of the prefix is on disk (its end) or everything is hashed;
-        None, and then the hashing thread is over, once there is nothing more to do
-        (ended, or paused: attach starts hashing again)."""
         with self._cond:
-            while True:
-                if self._ended():
-                    break
-                available = self._contiguous()
-                if available > self._hashed or self._hashed == self.size:
-                    return available
-                if self._readers == 0 and self._connections == 0:
-                    break
-                self._cond.wait()
             self._hashing = False
             self._cond.notify_all()
             self._close_if_unused()
-            return None
 
     def _verify(self) -> None:
         digest = self._hash.digest()
         if digest != self._expected:
             logger.warning(
-                "%s: hash mismatch (expected sha2_256 %s, got %s, %d bytes); discarded",
+                "%s: hash mismatch (expected sha2_256 %s, got %s, %d bytes%s); discarded",
                 describe(self.file),
                 self._expected.hex(),
                 digest.hex(),
                 self.size,
+                ", cached" if self.checking else "",
             )
-            self._fail(IntegrityError(f"{describe(self.file)}: downloaded bytes do not match"))
+            what = "cached" if self.checking else "downloaded"
+            self._fail(IntegrityError(f"{describe(self.file)}: {what} bytes do not match"))
             return
+        self.inode = os.fstat(self._fd).st_ino
         with self._cond:
             self._verified = True
             self._cond.notify_all()
+        seconds = time.monotonic() - self._started
+        if self.checking:
+            logger.info("%s: cached bytes checked in %.2f s", describe(self.file), seconds)
+            self._on_end(self)
+            return
         # Readers go on from the open descriptor; the blob is valid once its
         # bytes are on disk and it has its name.
         try:
             os.fsync(self._fd)
-            os.replace(self._tmp_path, self._blob_path)
+            durable_rename(self.path, self._blob_path)
+            self.kept = True
         except OSError as exc:
             logger.warning("%s: verified but not kept in the cache: %s", describe(self.file), exc)
-            self._tmp_path.unlink(missing_ok=True)
-        seconds = time.monotonic() - self._started
+            self.path.unlink(missing_ok=True)
         logger.info(
             "%s: downloaded and verified %d bytes in %.2f s (%s)",
             describe(self.file),
@@ -423,6 +548,14 @@ class Download:
         self._on_end(self)
 
     # -- bookkeeping (lock held) --------------------------------------------------
+
+    def _hash_wanted(self) -> bool:
+        # A download hashes what arrived even after its readers left (a file
+        # that came whole is then published); a check of a blob stops with
+        # its readers (`head` of a big cached file hashes no more than it must).
+        if self.checking and self._readers == 0:
+            return False
+        return self._contiguous() > self._hashed or self._hashed == self.size
 
     def _ended(self) -> bool:
         return self._verified or self._error is not None
@@ -452,8 +585,9 @@ class Download:
 
     def _close_if_unused(self) -> None:
         # The descriptor serves readers until the last one leaves; an unfinished
-        # download keeps it to resume (until discarded).
+        # download keeps it to resume (stopped for good: take_file hands it over).
         unused = self._readers == 0 and self._connections == 0 and not self._hashing
-        if unused and self._ended() and not self._closed:
+        handed_over = self._stopped and not self.checking
+        if unused and self._ended() and not handed_over and not self._closed:
             self._closed = True
             os.close(self._fd)
