@@ -171,6 +171,7 @@ class Download:
         self.inode = 0  # of the verified bytes
         self.dropped = False  # its bytes were deleted (a failure)
         self._error: BaseException | None = None
+        self._failing = False  # its bytes are being deleted; then _error is set
         self._stopped = False  # ended by stop or shut_down: the bytes stay
         self._closed = False
         self._started = time.monotonic()
@@ -442,9 +443,13 @@ class Download:
         with self._cond:
             if self._ended():
                 return
+            self._failing = True
+        # The bytes go before any reader hears of it: a reader that opens the
+        # file again at once must find them gone, and download it again.
+        self._drop_bytes()
+        with self._cond:
             self._error = error
             self._cond.notify_all()
-        self._drop_bytes()
         self._on_end(self)
 
     def _drop_bytes(self) -> None:
@@ -558,7 +563,7 @@ class Download:
         return self._contiguous() > self._hashed or self._hashed == self.size
 
     def _ended(self) -> bool:
-        return self._verified or self._error is not None
+        return self._verified or self._failing or self._error is not None
 
     def _contiguous(self) -> int:
         # Asked at every arriving piece: chunks before _complete are done for
