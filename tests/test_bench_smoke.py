@@ -28,12 +28,26 @@ CASES = (
     "listing warm",
     "memory after listing",
     "tree walk",
-    "log latency p50",
-    "log latency p95",
+    "tail -f latency p50 (stream)",
+    "tail -f latency p95 (stream)",
     "log read past the end",
     "big log",
     "EIO with the server down",
+    "requests in the 5 s (quick; 60 s in full runs) after cat of 300 running logs",
+    "requests per 5 s of an idle mount",
+    "RSS after stat of",
+    "threads with 60 readers waiting on 60 slow downloads",
+    "seconds from SIGTERM to exit, idle mount",
+    "seconds from SIGINT to exit, idle mount",
+    "seconds from SIGTERM to exit under load",
+    "seconds from SIGTERM to exit with a",
+    "emulator delay fault",
+    "cp against a server that stalls every request (deadline 5 s",
+    "Ctrl-C of a cat waiting on a stalled server",
+    "cache size after reading 3x --cache-max-size",
 )
+# Rows whose server stalls every request: the stall must really hold requests.
+STALLED = ("cp against a server that stalls", "Ctrl-C of a cat waiting on a stalled server")
 
 
 @pytest.mark.timeout(300)
@@ -58,6 +72,9 @@ def test_quick_bench_runs_every_case(tmp_path: Path) -> None:
         else:
             # >= 0: counts (downloads, bytes after Ctrl-C) may rightly be 0.
             assert isinstance(value, float) and math.isfinite(value) and value >= 0, matching[0]
+    for row in results:
+        if row["case"].startswith(STALLED) and row["jhfs"] is not None:
+            assert row["detail"].startswith("every request held"), row
     copies = {r["case"]: r for r in results}
     assert copies["cold copy"]["requests"].get("download", 0) >= 1
     assert "jhfs-bench-" not in Path("/proc/mounts").read_text(), "bench left a mount behind"
