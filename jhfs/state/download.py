@@ -38,6 +38,7 @@ download (`present` tells what is on disk) for a later resume.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -228,11 +229,6 @@ class Download:
         with self._cond:
             return self._error is not None
 
-    @property
-    def verified(self) -> bool:
-        with self._cond:
-            return self._verified
-
     def stop(self, error: BaseException) -> bool:
         """End an unfinished download for good, its bytes left on disk: waiting reads
         and later ones raise `error`, its workers stop at their next look. False if
@@ -332,10 +328,7 @@ class Download:
         sink = _ChunkSink(self, chunk)
         start = chunk.start + chunk.written
         try:
-            if background:
-                with self._client.background():
-                    self._client.download_range(self.file, start, chunk.end, sink)
-            else:
+            with self._client.background() if background else contextlib.nullcontext():
                 self._client.download_range(self.file, start, chunk.end, sink)
         except TransferCancelled:
             pass

@@ -127,11 +127,6 @@ class FileCache:
             raise IntegrityError(f"{describe(file)}: unsupported hash {file.hash.algorithm!r}")
         return self._blobs / file.hash.digest.hex()
 
-    @property
-    def used(self) -> int:
-        """Bytes of the cache directory as this mount counts them (cachesize)."""
-        return self._space.used
-
     # -- opening --------------------------------------------------------------------
 
     def open_blob(self, file: JobFile) -> Blob | None:
