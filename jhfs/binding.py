@@ -37,12 +37,38 @@ from mfusepy import (  # noqa: E402  # after the choice
     Operations,
     c_stat,
     fuse_file_info,
-    fuse_get_context,
     set_st_attrs,
 )
 
-_libfuse = ctypes.CDLL(_LIBFUSE3)  # the library mfusepy loaded (dlopen shares it)
+
+class _FuseContext(ctypes.Structure):
+    """libfuse 3's struct fuse_context (fuse.h)."""
+
+    _fields_ = [
+        ("fuse", ctypes.c_void_p),
+        ("uid", ctypes.c_uint32),
+        ("gid", ctypes.c_uint32),
+        ("pid", ctypes.c_int32),
+        ("private_data", ctypes.c_void_p),
+        ("umask", ctypes.c_uint32),
+    ]
+
+
+# The library mfusepy loaded (dlopen shares it); these prototypes are this
+# handle's own and do not touch mfusepy's.
+_libfuse = ctypes.CDLL(_LIBFUSE3)
 _libfuse.fuse_interrupted.restype = ctypes.c_int
+_libfuse.fuse_get_context.restype = ctypes.POINTER(_FuseContext)
+_libfuse.fuse_get_session.restype = ctypes.c_void_p
+_libfuse.fuse_get_session.argtypes = [ctypes.c_void_p]
+_libfuse.fuse_session_exited.restype = ctypes.c_int
+_libfuse.fuse_session_exited.argtypes = [ctypes.c_void_p]
+
+
+def _context() -> _FuseContext | None:
+    """The calling thread's libfuse context; None outside a libfuse thread."""
+    pointer = _libfuse.fuse_get_context()
+    return pointer.contents if pointer else None
 
 
 def request_abandoned() -> bool:
@@ -53,11 +79,14 @@ def request_abandoned() -> bool:
     when the kernel asked to interrupt the request (its process got a signal,
     Ctrl-C), or when the process that caused it has ended: the kernel's
     read-ahead goes on after its reader died, and holds the file open until
-    answered. Only for a thread serving a request.
+    answered. False outside a thread serving a request.
     """
+    context = _context()
+    if context is None:
+        return False
     if _libfuse.fuse_interrupted():
         return True
-    _, _, pid = fuse_get_context()
+    pid = context.pid
     if pid <= 0:
         return False
     try:
@@ -68,11 +97,25 @@ def request_abandoned() -> bool:
     return state in (b"Z", b"X")  # ended, not yet reaped
 
 
+def session_ending() -> bool:
+    """Whether the mount is being taken down (libfuse got SIGTERM, SIGINT or SIGHUP).
+
+    libfuse then finishes the requests in progress before it unmounts, so
+    an operation that waits polls this too and gives up at once. False
+    outside a thread serving a request.
+    """
+    context = _context()
+    if context is None or not context.fuse:
+        return False
+    return bool(_libfuse.fuse_session_exited(_libfuse.fuse_get_session(context.fuse)))
+
+
 __all__ = [
     "FUSE",
     "Operations",
     "c_stat",
     "fuse_file_info",
     "request_abandoned",
+    "session_ending",
     "set_st_attrs",
 ]

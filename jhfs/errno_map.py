@@ -21,7 +21,8 @@ from jhfs.client import (
     ServerUnreachableError,
     TransferCancelled,
 )
-from jhfs.state.errors import FileNotReadyError, IntegrityError
+from jhfs.client.errors import DeadlineExceeded
+from jhfs.state.errors import FileNotReadyError, IntegrityError, ShuttingDownError
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,9 @@ def errno_for(exc: BaseException) -> int:
         return errno.ENOENT
     if isinstance(exc, PermissionDeniedError | AuthenticationError):
         return errno.EACCES
-    if isinstance(exc, ServerUnreachableError | ServerError | IntegrityError):
+    if isinstance(exc, DeadlineExceeded):  # before its base class, ServerUnreachableError
+        return errno.ETIMEDOUT
+    if isinstance(exc, ServerUnreachableError | ServerError | IntegrityError | ShuttingDownError):
         return errno.EIO
     if isinstance(exc, FileNotReadyError):
         return errno.EAGAIN
@@ -77,6 +80,8 @@ def fuse_error(exc: BaseException, operation: str, path: str) -> FuseOSError:
         logger.info("%s: not ready: %s", where, exc)
     elif isinstance(exc, TransferCancelled):
         logger.debug("%s: its reader went away: %s", where, exc)
+    elif isinstance(exc, ShuttingDownError):
+        logger.info("%s: %s", where, exc)
     elif isinstance(exc, IntegrityError):
         logger.error("%s: %s", where, exc)
     elif isinstance(exc, ValueError):

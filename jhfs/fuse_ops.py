@@ -24,9 +24,11 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from jhfs.binding import FUSE, Operations, c_stat, set_st_attrs
+from jhfs.binding import FUSE, Operations, c_stat, request_abandoned, session_ending, set_st_attrs
+from jhfs.client.pacing import operation_deadline, remaining
 from jhfs.errno_map import FuseOSError, fuse_error
 from jhfs.nodes import XATTR_NAMESPACE, Attrs, Handle, Node, resolve
+from jhfs.state.errors import ShuttingDownError
 
 # ctypes runs a callback from a thread Python did not start (all of libfuse's)
 # with a thread state made for that one call and destroyed after it, which
@@ -53,15 +55,27 @@ def keep_thread_state() -> None:
         _kept.state = True
 
 
+def operation_abandoned() -> bool:
+    """For an operation that waits: whether nobody waits for it any more (its
+    process was interrupted or ended). Raises DeadlineExceeded once its deadline
+    has passed and ShuttingDownError once the mount is ending."""
+    if session_ending():
+        raise ShuttingDownError("the mount is ending")
+    remaining()
+    return request_abandoned()
+
+
 def at_the_edge(operation: _Op) -> _Op:
-    """Run a FUSE operation so that whatever it raises reaches the binding as an errno."""
+    """Run a FUSE operation within its deadline, so that whatever it raises reaches
+    the binding as an errno."""
     name = operation.__name__
 
     @functools.wraps(operation)
     def run(self: JhfsOperations, *args: Any) -> Any:
         keep_thread_state()
         try:
-            return operation(self, *args)
+            with operation_deadline(self.timeout):
+                return operation(self, *args)
         except FuseOSError:
             raise  # a node's deliberate errno (ENOENT for a name...): already right
         except Exception as exc:
@@ -115,8 +129,11 @@ class JhfsFUSE(FUSE):  # type: ignore[misc]  # mfusepy is untyped
 class JhfsOperations(Operations):  # type: ignore[misc]  # mfusepy is untyped
     use_ns = True  # times are integer nanoseconds (and mfusepy stops warning)
 
-    def __init__(self, root: Node, statfs_path: str, on_ready: Callable[[], None]) -> None:
+    def __init__(
+        self, root: Node, statfs_path: str, on_ready: Callable[[], None], timeout: float
+    ) -> None:
         self.root = root
+        self.timeout = timeout  # seconds an operation may take in all
         self.statfs_path = statfs_path
         self.on_ready = on_ready
         self.mounted = False  # set once the kernel handshake is done

@@ -5,21 +5,31 @@ jhfs's own (also accepted in an fstab line's options):
   verify=stream|full   stream: a download is readable as it arrives, but no read
                        reaches the end before the hash matched (the default);
                        full: no byte before the whole file matched
+  max_rate=N           requests a second to the server, mount-wide, that background
+                       work keeps to (following logs, extra download connections)
+  timeout=S            seconds an operation may take in all, retries included
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
+from jhfs.client.pacing import DEFAULT_RATE
 from jhfs.state.files import DEFAULT_STREAMS, MAX_STREAMS
 
 VERIFY_MODES = ("stream", "full")
+DEFAULT_TIMEOUT = 60.0  # seconds (-o timeout=S)
+MAX_TIMEOUT = 3600.0
+MAX_RATE = 1000.0
 
 
 @dataclass(frozen=True)
 class MountOptions:
     download_streams: int = DEFAULT_STREAMS
     verify_full: bool = False
+    max_rate: float = DEFAULT_RATE
+    timeout: float = DEFAULT_TIMEOUT
     fuse: dict[str, str | bool] = field(default_factory=dict)  # for libfuse, as given
 
 
@@ -36,4 +46,23 @@ def parse_mount_options(values: list[str]) -> MountOptions:
     verify = fuse.pop("verify", "stream")
     if verify not in VERIFY_MODES:
         raise ValueError("verify must be stream or full")
-    return MountOptions(download_streams=int(streams), verify_full=verify == "full", fuse=fuse)
+    max_rate = _number(fuse.pop("max_rate", str(DEFAULT_RATE)), "max_rate", MAX_RATE)
+    timeout = _number(fuse.pop("timeout", str(DEFAULT_TIMEOUT)), "timeout", MAX_TIMEOUT)
+    return MountOptions(
+        download_streams=int(streams),
+        verify_full=verify == "full",
+        max_rate=max_rate,
+        timeout=timeout,
+        fuse=fuse,
+    )
+
+
+def _number(setting: str | bool, name: str, most: float) -> float:
+    """A positive number up to `most`; ValueError naming the option otherwise."""
+    try:
+        value = float(setting) if isinstance(setting, str) else math.nan
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= most:  # also refuses nan
+        raise ValueError(f"{name} must be a number greater than 0 and at most {most:g}")
+    return value

@@ -18,20 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from jhfs.binding import request_abandoned
 from jhfs.client import (
     AuthenticationError,
     JuliaHubClient,
     JuliaHubError,
     ServerUnreachableError,
 )
-from jhfs.fuse_ops import JhfsFUSE, JhfsOperations
+from jhfs.client.pacing import RateLimiter
+from jhfs.fuse_ops import JhfsFUSE, JhfsOperations, operation_abandoned
 from jhfs.mount_errors import MountError
 from jhfs.mount_options import MountOptions
 from jhfs.nodes import MountContext, RootDir
 from jhfs.state.files import DEFAULT_MAX_SIZE, FileCache
 from jhfs.state.logs import LogStore
 from jhfs.state.registry import JobRegistry
+from jhfs.state.waiting import Waiter
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +59,8 @@ KERNEL_TIMEOUT = 0.8
 # libfuse 3.14 (Debian 12) parses but never applies max_threads and keeps its
 # built-in 10; later versions take this. Idle threads beyond
 # FUSE_MAX_IDLE_THREADS end (3.14 also complains at every mount unless this
-# is given).
-FUSE_MAX_THREADS = 32
+# is given). More requests than threads wait in the kernel's queue.
+FUSE_MAX_THREADS = 16
 FUSE_MAX_IDLE_THREADS = 10
 
 
@@ -114,11 +115,14 @@ def check_server(client: JuliaHubClient) -> str:
 def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[], None]) -> None:
     """Mount and serve until unmounted; `on_ready` runs once the mount is usable."""
     os.umask(0o077)  # cached logs and blobs are the user's alone
+    client.limiter = RateLimiter(settings.options.max_rate)  # this mount's limit
+    waiter = Waiter(operation_abandoned)
     registry = JobRegistry(
         client,
         jobs_limit=settings.jobs_limit,
         ttl=FRESHNESS - KERNEL_TIMEOUT,
         listing_ttl=FRESHNESS,
+        waiter=waiter,
     )
     logs = LogStore(client, registry, settings.cache_dir)
     files = FileCache(
@@ -133,13 +137,15 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         registry=registry,
         logs=logs,
         files=files,
-        abandoned=request_abandoned,
+        abandoned=operation_abandoned,
         uid=os.getuid(),
         gid=os.getgid(),
         mounted_at_ns=time.time_ns(),
     )
     # statfs reports the cache's file system: the room left for downloads.
-    operations = JhfsOperations(RootDir(ctx), str(settings.cache_dir), on_ready)
+    operations = JhfsOperations(
+        RootDir(ctx), str(settings.cache_dir), on_ready, settings.options.timeout
+    )
     options: dict[str, str | bool | float] = {
         "fsname": f"jhfs:{urlsplit(client.server).netloc}",
         "subtype": "jhfs",
@@ -161,6 +167,7 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         # (SIGINT, SIGTERM, SIGHUP) asked for the unmount.
         logger.debug("the FUSE loop ended (libfuse result %s)", exc)
     finally:
+        waiter.close()
         files.close()
         logs.close()
         client.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -191,3 +192,11 @@ class LineReader:
             seen.append(line)
             if predicate(line):
                 return seen
+
+
+def interruptible(argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
+    """A process that SIGINT ends, as Ctrl-C in a terminal does (a test run started
+    in the background ignores SIGINT, and its children would inherit that)."""
+    return subprocess.Popen(
+        argv, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **options
+    )

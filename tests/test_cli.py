@@ -21,6 +21,9 @@ def test_mount_options_are_comma_separated_and_repeatable_and_jhfs_takes_its_own
     assert parse_mount_options(["download_streams=8,verify=full,ro"]) == MountOptions(
         download_streams=8, verify_full=True, fuse={"ro": True}
     )
+    assert parse_mount_options(["max_rate=2.5,timeout=5"]) == MountOptions(
+        max_rate=2.5, timeout=5.0
+    )
 
 
 @pytest.mark.parametrize(
@@ -30,6 +33,10 @@ def test_mount_options_are_comma_separated_and_repeatable_and_jhfs_takes_its_own
         ("download_streams=many", "download_streams must be a whole number from 1 to 16"),
         ("download_streams", "download_streams must be a whole number from 1 to 16"),
         ("verify=some", "verify must be stream or full"),
+        ("max_rate=0", "max_rate must be a number greater than 0 and at most 1000"),
+        ("max_rate=nan", "max_rate must be a number greater than 0 and at most 1000"),
+        ("timeout", "timeout must be a number greater than 0 and at most 3600"),
+        ("timeout=1e9", "timeout must be a number greater than 0 and at most 3600"),
     ],
 )
 def test_bad_jhfs_options_are_refused_with_what_is_allowed(option: str, message: str) -> None:

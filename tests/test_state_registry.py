@@ -9,7 +9,7 @@ import pytest
 from conftest import Emulator, wait_for
 
 from jhfs.client import JuliaHubClient, NotFoundError, ServerError, TokenSource
-from jhfs.state.registry import JobRegistry
+from jhfs.state.registry import FAILURE_MEMORY, JobRegistry
 
 
 class FakeClock:
@@ -145,21 +145,46 @@ def test_negative_cache_is_bounded(emulator: Emulator, client: JuliaHubClient) -
     assert requests_to(emulator, "job") == before + 6
 
 
-def test_server_errors_propagate_and_are_not_cached_as_missing(
+def test_server_errors_propagate_are_remembered_briefly_and_not_cached_as_missing(
     fresh_emulator: Emulator,
 ) -> None:
     name = fresh_emulator.create_finished(status="Completed")
     client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token), retries=0)
-    registry = JobRegistry(client)
+    clock = FakeClock()
+    registry = JobRegistry(client, clock=clock)
     fresh_emulator.fault(endpoint="job", mode="status", status=500, count=2)
     with pytest.raises(ServerError):
         registry.get(name)
     with pytest.raises(ServerError):
         registry.get("jr-unknown")
-    # The server answers again: the job exists, and the unknown name is now known missing.
+    asked = requests_to(fresh_emulator, "job")
+    # The kernel's repeats of the failed operations fail at once, without a request.
+    with pytest.raises(ServerError, match="moments ago"):
+        registry.get(name)
+    with pytest.raises(ServerError, match="moments ago"):
+        registry.get("jr-unknown")
+    assert requests_to(fresh_emulator, "job") == asked
+    # A little later the server is asked again, and answers: the job exists, and
+    # the unknown name is now known missing.
+    clock.advance(FAILURE_MEMORY)
     assert registry.get(name).jobname == name
     with pytest.raises(NotFoundError):
         registry.get("jr-unknown")
+    client.close()
+
+
+def test_a_failed_listing_is_remembered_briefly(fresh_emulator: Emulator) -> None:
+    client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token), retries=0)
+    clock = FakeClock()
+    registry = JobRegistry(client, clock=clock)
+    fresh_emulator.fault(endpoint="get_jobs", mode="status", status=500)
+    with pytest.raises(ServerError):
+        registry.list_jobs()
+    with pytest.raises(ServerError, match="moments ago"):
+        registry.list_jobs()
+    assert requests_to(fresh_emulator, "get_jobs") == 1
+    clock.advance(FAILURE_MEMORY)
+    assert registry.list_jobs() == []
     client.close()
 
 

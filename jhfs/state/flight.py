@@ -1,8 +1,11 @@
 """Single flight: concurrent callers asking for the same key share one call.
 
-The first caller runs the function; the others wait for it and get its result
-or its exception. Nothing is remembered afterwards, so a call after a failure
-tries again (caching results is the caller's business).
+The first caller starts the function; the others wait for it and get its
+result or its exception. Nothing is remembered afterwards, so a call after a
+failure tries again (caching results is the caller's business). Given a
+Waiter, the call runs on the Waiter's pool and every caller, the first too,
+waits for it there, so that each can give up on its own (Ctrl-C, deadline)
+while the call goes on for the others.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar, cast
+
+from jhfs.state.waiting import Waiter
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -32,7 +37,7 @@ class SingleFlight(Generic[K, V]):
         self._lock = threading.Lock()
         self._calls: dict[K, _Call[V]] = {}
 
-    def do(self, key: K, fn: Callable[[], V]) -> V:
+    def do(self, key: K, fn: Callable[[], V], waiter: Waiter | None = None) -> V:
         with self._lock:
             call = self._calls.get(key)
             leader = call is None
@@ -40,17 +45,24 @@ class SingleFlight(Generic[K, V]):
                 call = self._calls[key] = _Call()
             else:
                 call.waiters += 1
-        if not leader:
+        if leader:
+            if waiter is None:
+                self._run(key, call, fn)
+            else:
+                waiter.submit(lambda: self._run(key, call, fn))
+        if waiter is None:
             call.done.wait()
-            if call.error is not None:
-                raise call.error
-            return cast(V, call.value)  # set whenever error is None
+        else:
+            waiter.wait(call.done, str(key))
+        if call.error is not None:
+            raise call.error
+        return cast(V, call.value)  # set whenever error is None
+
+    def _run(self, key: K, call: _Call[V], fn: Callable[[], V]) -> None:
         try:
             call.value = fn()
-            return call.value
         except BaseException as error:
             call.error = error
-            raise
         finally:
             with self._lock:
                 del self._calls[key]

@@ -4,7 +4,9 @@ Owns which jobs exist and how fresh their metadata is: one get_jobs call feeds
 the listing and every job in it, finished jobs are kept for the life of the
 mount, running jobs are re-read once their copy is `ttl` seconds old, and
 unknown names are remembered briefly so that probing names does not flood the
-server.
+server, and so is a failed request: the kernel repeats a failed operation
+(revalidate, then lookup), and the repeat fails at once instead of running
+the client's retries again.
 """
 
 from __future__ import annotations
@@ -13,15 +15,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from cachetools import LRUCache, TTLCache
 
-from jhfs.client import Job, JuliaHubClient, NotFoundError
+from jhfs.client import Job, JuliaHubClient, JuliaHubError, NotFoundError
 from jhfs.state.flight import SingleFlight
+from jhfs.state.waiting import Waiter
 
 logger = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 _LISTING = "listing"  # the listing's single-flight key
+FAILURE_MEMORY = 3.0  # seconds a failed request's error is given again without asking
 
 
 class JobRegistry:
@@ -34,9 +40,11 @@ class JobRegistry:
       change); a running job's copy is at most `ttl` seconds old. A job not in
       the listing is looked up with client.job(); unknown names raise
       NotFoundError and are remembered for `negative_ttl` seconds in a bounded
-      cache. Timeouts / 5xx propagate (never cached as not-found).
+      cache. Timeouts / 5xx propagate (never cached as not-found), and are
+      given again for FAILURE_MEMORY seconds.
     - refresh(name): fetch now (after a ctl command).
-    Thread-safe; no lock is held across an HTTP call.
+    Thread-safe; no lock is held across an HTTP call. With a Waiter, callers
+    wait for requests on its pool and may give up (Ctrl-C, deadline).
     """
 
     def __init__(
@@ -49,6 +57,8 @@ class JobRegistry:
         negative_ttl: float = 10.0,
         negative_max: int = 1024,
         lookups_max: int = 4096,
+        failures_max: int = 1024,
+        waiter: Waiter | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
@@ -68,6 +78,11 @@ class JobRegistry:
         self._missing: TTLCache[str, bool] = TTLCache(
             maxsize=negative_max, ttl=negative_ttl, timer=clock
         )
+        # What failed lately, by job name or _LISTING.
+        self._failures: TTLCache[str, JuliaHubError] = TTLCache(
+            maxsize=failures_max, ttl=FAILURE_MEMORY, timer=clock
+        )
+        self._waiter = waiter
         self._listing_flight: SingleFlight[str, None] = SingleFlight()
         self._job_flight: SingleFlight[str, Job] = SingleFlight()
 
@@ -78,7 +93,10 @@ class JobRegistry:
         with self._lock:
             if self._listing_fresh():
                 return list(self._listing)
-        self._listing_flight.do(_LISTING, self._fetch_listing)
+            self._raise_recent_failure(_LISTING)
+        self._listing_flight.do(
+            _LISTING, lambda: self._remembering(_LISTING, self._fetch_listing), self._waiter
+        )
         with self._lock:
             return list(self._listing)
 
@@ -131,7 +149,12 @@ class JobRegistry:
                     return job
             elif jobname in self._missing:
                 raise NotFoundError(f"no job named {jobname!r}")
-        return self._job_flight.do(jobname, lambda: self._fetch_job(jobname))
+            self._raise_recent_failure(jobname)
+        return self._job_flight.do(
+            jobname,
+            lambda: self._remembering(jobname, lambda: self._fetch_job(jobname)),
+            self._waiter,
+        )
 
     def refresh(self, jobname: str) -> Job:
         """Fetch the job now, bypassing the cache (after a ctl command changed it).
@@ -140,6 +163,23 @@ class JobRegistry:
         before the change.
         """
         return self._fetch_job(jobname)
+
+    def _raise_recent_failure(self, key: str) -> None:
+        # Lock held.
+        failure = self._failures.get(key)
+        if failure is not None:
+            # A new instance: the remembered one may be raised in other threads too.
+            raise type(failure)(f"{failure} (failed moments ago; not asked again yet)")
+
+    def _remembering(self, key: str, fetch: Callable[[], _T]) -> _T:
+        try:
+            return fetch()
+        except NotFoundError:
+            raise  # remembered as missing where that is known
+        except JuliaHubError as error:
+            with self._lock:
+                self._failures[key] = error
+            raise
 
     def _newest(self, jobname: str) -> tuple[Job, float] | None:
         lookup = self._lookups.get(jobname)
