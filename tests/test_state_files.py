@@ -108,7 +108,8 @@ def test_download_verifies_publishes_the_blob_and_is_reused(
     assert mode(blob) == 0o600
     for directory in (cache_dir, cache_dir / "blobs", cache_dir / "tmp"):
         assert mode(directory) == 0o700
-    assert blob_bytes(cache, file) == content
+    # Trusted by this cache once the download has ended (just after the rename).
+    wait_for(lambda: blob_bytes(cache, file) == content, what="the blob checked")
     # A later mount of the same cache directory finds it too, and checks it
     # once before trusting it.
     later = FileCache(client, cache_dir)
