@@ -10,10 +10,11 @@ held; only what is inside it asks for a fresh one.
 from __future__ import annotations
 
 import errno
+import os
 
 from jhfs.client import Job
 from jhfs.errno_map import FuseOSError
-from jhfs.nodes.base import Attrs, Directory, Node
+from jhfs.nodes.base import XATTR_NAMESPACE, Attrs, Directory, Node
 from jhfs.nodes.context import MountContext
 from jhfs.nodes.ctl import CtlFile
 from jhfs.nodes.jobfile import JobFileNode
@@ -33,6 +34,9 @@ def resolve(root: Node, path: str) -> Node:
 def is_path_component(name: str) -> bool:
     """Whether a server-chosen name can be one entry of a directory."""
     return name not in ("", ".", "..") and "/" not in name and "\0" not in name
+
+
+XATTR_PID = XATTR_NAMESPACE + "pid"
 
 
 class RootDir(Directory):
@@ -55,6 +59,12 @@ class RootDir(Directory):
         if name == "jobs":
             return self.jobs
         raise FuseOSError(errno.ENOENT)
+
+    def getxattr(self, name: str) -> bytes:
+        # How `jhfs umount` finds the process to end (answered, not listed).
+        if name == XATTR_PID:
+            return str(os.getpid()).encode()
+        return super().getxattr(name)
 
 
 class JobsDir(Directory):
