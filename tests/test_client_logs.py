@@ -1,4 +1,4 @@
-"""Log pages and the log buffer against the emulator: markers, the 10,000 cap, paging."""
+"""Log pages against the emulator: markers, the 10,000 cap, paging either way."""
 
 from __future__ import annotations
 
@@ -12,13 +12,11 @@ from test_client_api import download_all
 from jhfs.client import (
     Job,
     JuliaHubClient,
-    LogBuffer,
     PermissionDeniedError,
-    ServerError,
     TokenSource,
 )
 from jhfs.client.api import LOG_PAGE_CAP
-from jhfs.client.models import LogMessage, LogPage, parse_log_page
+from jhfs.client.models import LogMessage, LogPage
 
 UNKNOWN_JOB = "jr-zzzzzzzzzz"
 
@@ -39,10 +37,14 @@ def wait_done(client: JuliaHubClient, jobname: str) -> Job:
     return wait_for(done, timeout=60, what=f"{jobname} to finish")  # type: ignore[no-any-return]
 
 
-def read_whole_log(buffer: LogBuffer) -> None:
-    buffer.extend_newer()
-    while not buffer.has_first:
-        buffer.extend_older()
+def read_whole_log(client: JuliaHubClient, jobname: str) -> tuple[list[LogMessage], LogPage]:
+    """Every message, oldest first, paging towards the top; and the newest page."""
+    newest = page = client.log_page(jobname)
+    messages = list(page.messages)
+    while not page.has_top:
+        page = client.log_page(jobname, before=messages[0])
+        messages[:0] = [m for m in page.messages if m.event_id != messages[0].event_id]
+    return messages, newest
 
 
 @pytest.fixture(scope="module")
@@ -63,17 +65,13 @@ def test_real_job_log_pages_across_the_cap(emulator: Emulator, big_job: tuple[st
     jobname, _ = big_job
     client = make_client(emulator)
     before = log_requests(emulator)
-    buffer = LogBuffer(client, jobname)
-    read_whole_log(buffer)
-    assert buffer.has_first and buffer.has_last
-    texts = [m.message for m in buffer.messages]
+    messages, newest = read_whole_log(client, jobname)
+    assert newest.has_bottom
+    texts = [m.message for m in messages]
     assert texts[:25000] == [f"line {i}" for i in range(1, 25001)]
     assert texts[25000:] == ["to stderr"]
-    assert [m.event_id for m in buffer.messages] == [str(i) for i in range(1, 25002)]
+    assert [m.event_id for m in messages] == [str(i) for i in range(1, 25002)]
     # 25,001 messages and two markers in pages of at most 10,000 entries.
-    assert log_requests(emulator) - before == 3
-    # Done: nothing more is asked for either way.
-    assert buffer.extend_newer() == 0 and buffer.extend_older() == 0
     assert log_requests(emulator) - before == 3
 
 
@@ -145,104 +143,36 @@ def test_log_page_retried_on_503(fresh_emulator: Emulator) -> None:
     assert log_requests(em) == 2
 
 
-def test_big_finished_log_takes_a_request_per_10000_lines(fresh_emulator: Emulator) -> None:
-    em = fresh_emulator
-    lines = 200_000
-    jobname = em.create_finished(status="Completed", log_lines=lines)
-    buffer = LogBuffer(make_client(em), jobname)
-    read_whole_log(buffer)
-    assert len(buffer.messages) == lines
-    assert buffer.messages[0].event_id == "1" and buffer.messages[-1].event_id == str(lines)
-    # lines + 2 markers, 10,000 entries a page: 21 for 200,000, 101 for a million.
-    assert log_requests(em) == -(-(lines + 2) // LOG_PAGE_CAP)
-
-
-def test_empty_finished_log(fresh_emulator: Emulator) -> None:
-    jobname = fresh_emulator.create_finished(status="Failed", log_lines=0)
-    buffer = LogBuffer(make_client(fresh_emulator), jobname)
-    assert buffer.extend_older() == 0  # with nothing held, this is the newest page
-    assert buffer.has_first and buffer.has_last and buffer.messages == []
-    assert buffer.extend_newer() == 0 and buffer.extend_older() == 0
-    assert log_requests(fresh_emulator) == 1
-
-
-def test_running_job_buffer_follows_until_the_bottom(emulator: Emulator) -> None:
+def test_running_job_pages_after_its_newest_message_until_the_bottom(emulator: Emulator) -> None:
     client = make_client(emulator)
     jobname = emulator.submit("echo first; while [ ! -e go ]; do sleep 0.05; done; echo second")
     work_dir = Path(emulator.admin("GET", f"jobs/{jobname}")["work_dir"])
-    buffer = LogBuffer(client, jobname)
-    wait_for(lambda: buffer.extend_newer() or buffer.messages, what="the first line")
-    assert [m.message for m in buffer.messages] == ["first"]
-    assert buffer.has_first and not buffer.has_last
-    assert buffer.extend_newer() == 0 and not buffer.has_last  # running: no bottom yet
+    page = wait_for(lambda: (p := client.log_page(jobname)).messages and p, what="the first line")
+    assert [m.message for m in page.messages] == ["first"]
+    assert page.has_top and not page.has_bottom
+    newest = page.messages[-1]
+    newer = client.log_page(jobname, after=newest)
+    assert newer.messages == [] and not newer.has_bottom  # running: no bottom yet
     (work_dir / "go").touch()
     assert wait_done(client, jobname).status == "Completed"
-    assert buffer.extend_newer() == 1
-    assert [m.message for m in buffer.messages] == ["first", "second"]
-    assert buffer.has_last
+    newer = client.log_page(jobname, after=newest)
+    assert [m.message for m in newer.messages] == ["second"] and newer.has_bottom
 
 
 def test_running_job_without_output_yet(emulator: Emulator) -> None:
-    client = make_client(emulator)
     jobname = emulator.submit("while [ ! -e go ]; do sleep 0.05; done; seq 1 3")
-    work_dir = Path(emulator.admin("GET", f"jobs/{jobname}")["work_dir"])
-    buffer = LogBuffer(client, jobname)
-    assert buffer.extend_newer() == 0
-    assert buffer.has_first and not buffer.has_last and buffer.messages == []
-    (work_dir / "go").touch()
-    wait_done(client, jobname)
-    assert buffer.extend_newer() == 3
-    assert [m.message for m in buffer.messages] == ["1", "2", "3"]
-    assert buffer.has_first and buffer.has_last
+    page = make_client(emulator).log_page(jobname)
+    assert page.messages == [] and page.has_top and not page.has_bottom
 
 
 def test_unfinished_log_has_no_bottom(fresh_emulator: Emulator) -> None:
     # A job the server still reports as running, with a long log already.
     jobname = fresh_emulator.create_finished(status="Running", log_lines=15_000)
-    buffer = LogBuffer(make_client(fresh_emulator), jobname)
-    assert buffer.extend_newer() == LOG_PAGE_CAP
-    assert not buffer.has_first and not buffer.has_last
-    assert buffer.extend_older() == 5_000
-    assert buffer.has_first and not buffer.has_last
-    assert buffer.extend_newer() == 0 and not buffer.has_last
-    assert [m.event_id for m in buffer.messages] == [str(i) for i in range(1, 15_001)]
-
-
-def test_consumed_messages_may_be_dropped(fresh_emulator: Emulator) -> None:
-    jobname = fresh_emulator.create_finished(status="Completed", log_lines=25_000)
-    buffer = LogBuffer(make_client(fresh_emulator), jobname)
-    seen: list[str | None] = []
-    buffer.extend_newer()
-    while True:
-        seen[:0] = [m.event_id for m in buffer.messages]
-        buffer.messages.clear()  # written elsewhere: the buffer still knows where it was
-        if buffer.has_first:
-            break
-        buffer.extend_older()
-    assert seen == [str(i) for i in range(1, 25_001)]
-
-
-class StuckClient(JuliaHubClient):
-    """A server that answers an empty older page without the top marker (no emulator does)."""
-
-    def __init__(self) -> None:
-        super().__init__("https://juliahub.example.com", TokenSource(token="t"))
-
-    def log_page(
-        self,
-        jobname: str,
-        *,
-        after: LogMessage | None = None,
-        before: LogMessage | None = None,
-        nentries: int | None = None,
-    ) -> LogPage:
-        if before is None:
-            return parse_log_page(b'[{"message": "m", "eventId": "5", "timestamp": 5}]')
-        return parse_log_page(b"[]")
-
-
-def test_buffer_reports_a_server_that_never_reaches_the_top() -> None:
-    buffer = LogBuffer(StuckClient(), "jr-aaaaaaaaaa")
-    assert buffer.extend_newer() == 1
-    with pytest.raises(ServerError, match="did not mark its start"):
-        buffer.extend_older()  # instead of paging on forever
+    client = make_client(fresh_emulator)
+    newest = client.log_page(jobname)
+    assert len(newest.messages) == LOG_PAGE_CAP
+    assert not newest.has_top and not newest.has_bottom
+    older = client.log_page(jobname, before=newest.messages[0])
+    assert older.has_top and not older.has_bottom
+    assert [m.event_id for m in older.messages] == [str(i) for i in range(1, 5_001)]
+    assert client.log_page(jobname, after=newest.messages[-1]).messages == []

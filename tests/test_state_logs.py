@@ -1,11 +1,12 @@
-"""Job logs against the emulator: complete finished logs on disk, following running jobs."""
+"""Job logs against the emulator: complete logs on disk, running ones followed while open."""
 
 from __future__ import annotations
 
 import os
 import stat
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,22 @@ import pytest
 from conftest import Emulator, wait_for
 
 from jhfs.client import JuliaHubClient, LogPage, ServerError, TokenSource
-from jhfs.state.logs import JobLog, LogStore, _file_name
+from jhfs.client.pacing import RateLimiter, in_background
+from jhfs.state import logfollow
+from jhfs.state.logs import LogReader, LogStore, _file_name
 from jhfs.state.registry import JobRegistry
+
+TICKER = "i=0; while [ ! -e stop ]; do i=$((i+1)); echo tick $i; sleep 0.05; done; echo last"
+
+
+class Clock:
+    """The store's clock, moved by the test: whether a log is still current is no race."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @pytest.fixture
@@ -26,27 +41,34 @@ def client(emulator: Emulator) -> Iterator[JuliaHubClient]:
 
 @pytest.fixture
 def store(client: JuliaHubClient, tmp_path: Path) -> Iterator[LogStore]:
-    s = LogStore(client, JobRegistry(client), tmp_path, watch_window=1.0)
+    s = LogStore(client, JobRegistry(client), tmp_path)
     yield s
     s.close()
 
 
+def requests(emulator: Emulator, endpoint: str) -> int:
+    return int(emulator.stats()["requests"].get(endpoint, 0))
+
+
 def log_requests(emulator: Emulator) -> int:
-    return int(emulator.stats()["requests"].get("get_logs", 0))
+    return requests(emulator, "get_logs")
 
 
-def read_all(log: JobLog) -> bytes:
+def all_requests(emulator: Emulator) -> int:
+    return sum(emulator.stats()["requests"].values())
+
+
+def read_all(reader: LogReader) -> bytes:
     parts = []
     offset = 0
-    while chunk := log.read(offset, 64 * 1024):
+    while chunk := reader.read(offset, 64 * 1024):
         parts.append(chunk)
         offset += len(chunk)
     return b"".join(parts)
 
 
-def expect_no_change(probe: object, what: str, window: float = 1.5) -> None:
+def expect_no_change(probe: Callable[[], Any], what: str, window: float = 1.5) -> None:
     """Poll for `window` seconds and fail as soon as `probe()` differs from its first value."""
-    assert callable(probe)
     first = probe()
     deadline = time.monotonic() + window
     while time.monotonic() < deadline:
@@ -55,9 +77,42 @@ def expect_no_change(probe: object, what: str, window: float = 1.5) -> None:
         time.sleep(0.1)
 
 
+def settle(probe: Callable[[], Any], what: str) -> Any:
+    """Wait until `probe()` stops changing (the same twice, half a second apart)."""
+    last: list[Any] = [object()]
+
+    def stable() -> bool:
+        now = probe()
+        same = bool(now == last[0])
+        last[0] = now
+        return same
+
+    wait_for(stable, interval=0.5, what=what)
+    return last[0]
+
+
 def synthetic_line(jobname: str, number: int) -> str:
     # The emulator's synthetic log line (jhfs_emulator.logs.SyntheticLog).
     return f"line {number:07d} of {jobname}: step {number} loss={1.0 / number:.6f}"
+
+
+def ticks(data: bytes) -> list[int]:
+    """The tick numbers of a TICKER log, which must be 1, 2, 3... without gap or repeat."""
+    numbers = [int(line.split()[1]) for line in data.decode().splitlines() if line != "last"]
+    assert numbers == list(range(1, len(numbers) + 1)), "a gap or a repeat in the log"
+    return numbers
+
+
+def wait_grows(reader: LogReader, lines: int, what: str) -> int:
+    """Wait until the TICKER log read through `reader` has `lines` more lines; how many now."""
+    grown = len(ticks(read_all(reader)))
+    return int(
+        wait_for(lambda: (n := len(ticks(read_all(reader)))) > grown + lines and n, what=what)
+    )
+
+
+def stop_ticker(emulator: Emulator, jobname: str) -> None:
+    (Path(emulator.admin("GET", f"jobs/{jobname}")["work_dir"]) / "stop").touch()
 
 
 def test_finished_log_is_fetched_once_in_order_and_kept_on_disk(
@@ -68,15 +123,16 @@ def test_finished_log_is_fetched_once_in_order_and_kept_on_disk(
     assert log.size == 0 and not log.complete
     before = log_requests(emulator)
 
-    log.load()
+    reader = store.open(jobname)
     # The newest page (9,999 lines + bottom marker), a full page, the rest + top marker.
     assert log_requests(emulator) == before + 3
     assert log.complete
-    lines = read_all(log).decode().splitlines()
+    lines = read_all(reader).decode().splitlines()
     assert lines == [synthetic_line(jobname, n) for n in range(1, 25_001)]
     assert log.size == sum(len(line) + 1 for line in lines)
-    assert log.read(log.size, 100) == b""
-    assert log.read(5, 10) == lines[0].encode()[5:15]
+    assert reader.read(log.size, 100) == b""
+    assert reader.read(5, 10) == lines[0].encode()[5:15]
+    reader.close()
 
     cached = tmp_path / "logs" / f"{jobname}.log"
     assert cached.stat().st_size == log.size
@@ -84,100 +140,304 @@ def test_finished_log_is_fetched_once_in_order_and_kept_on_disk(
     assert stat.S_IMODE((tmp_path / "logs").stat().st_mode) == 0o700
     assert os.listdir(tmp_path / "tmp") == []  # page chunks are gone
 
-    log.load()
-    log.open()
-    log.release()
+    store.open(jobname).close()
     # A later mount serves it from disk without asking.
     later = LogStore(client, JobRegistry(client), tmp_path)
-    again = later.log(jobname)
-    assert again.complete and again.size == log.size
-    again.load()
-    assert read_all(again) == read_all(log)
+    again = later.open(jobname)
+    assert again.log.complete and again.log.size == log.size
+    assert read_all(again) == "".join(line + "\n" for line in lines).encode()
+    again.close()
     later.close()
     assert log_requests(emulator) == before + 3
-    assert not log.following
+    assert requests(emulator, "stream_logs") == 0  # nothing to follow
 
 
 def test_empty_finished_log(emulator: Emulator, store: LogStore) -> None:
-    log = store.log(emulator.create_finished(status="Failed", log_lines=0))
-    log.load()
-    assert log.complete and log.size == 0 and log.read(0, 10) == b""
+    reader = store.open(emulator.create_finished(status="Failed", log_lines=0))
+    assert reader.log.complete and reader.log.size == 0 and reader.read(0, 10) == b""
+    reader.close()
 
 
-def test_running_log_grows_while_watched_and_stops_when_done(
-    emulator: Emulator, store: LogStore, tmp_path: Path
+def test_running_log_is_followed_over_the_stream_while_open(
+    emulator: Emulator, client: JuliaHubClient, store: LogStore, tmp_path: Path
 ) -> None:
-    jobname = emulator.submit(
-        "i=0; while [ $i -lt 30 ]; do i=$((i+1)); echo tick $i; sleep 0.1; done"
-    )
-    log = store.log(jobname)
-    log.load()
-    log.open()
-    wait_for(lambda: b"tick 5\n" in read_all(log), timeout=20, what="tick 5 in the log")
-    assert not log.complete
-    wait_for(lambda: log.complete, timeout=30, what="the log to be complete")
-    assert read_all(log).decode().splitlines() == [f"tick {i}" for i in range(1, 31)]
-    assert (tmp_path / "logs" / f"{jobname}.log").stat().st_size == log.size
-    wait_for(lambda: not log.following, timeout=10, what="the follower to stop")
-    log.release()
-    before = log_requests(emulator)
-    expect_no_change(lambda: log_requests(emulator), "get_logs requests", window=1.0)
-    assert log_requests(emulator) == before
+    jobname = emulator.submit(TICKER)
+    streams = requests(emulator, "stream_logs")
+    reader = store.open(jobname)
+    try:
+        wait_for(lambda: requests(emulator, "stream_logs") > streams, what="a stream")
+        polls = log_requests(emulator)
+        grown = wait_grows(reader, 20, "20 more lines")
+        assert log_requests(emulator) == polls  # the lines came over the stream
+        stop_ticker(emulator, jobname)
+        # The bottom marker ends the stream: the log is complete and final.
+        wait_for(lambda: reader.log.complete, what="the log to be complete")
+        data = read_all(reader)
+        assert data.endswith(b"\nlast\n") and len(ticks(data)) > grown
+        assert (tmp_path / "logs" / f"{jobname}.log").read_bytes() == data
+        assert log_requests(emulator) == polls
+    finally:
+        reader.close()
+        stop_ticker(emulator, jobname)
 
 
-def test_no_background_requests_once_nobody_watches(
+def test_following_stops_at_the_last_close_and_an_open_catches_up_with_one_request(
     emulator: Emulator, client: JuliaHubClient, store: LogStore
 ) -> None:
-    jobname = emulator.submit("while true; do echo tick; sleep 0.2; done")
+    clock = store.clock = Clock()
+    jobname = emulator.submit(TICKER)
     try:
-        log = store.log(jobname)
-        log.load()
-        log.open()
-        grown = log.size
-        wait_for(lambda: log.size > grown + 10, timeout=20, what="the log to grow")
-        log.release()  # watch_window is 1 s in this fixture
-        wait_for(lambda: not log.following, timeout=10, what="the follower to stop")
-        size = log.size
-        expect_no_change(lambda: (log_requests(emulator), log.size), "requests and size")
-        assert log.size == size
+        first = store.open(jobname)
+        second = store.open(jobname)  # one log, followed once
+        grown = first.log.size
+        wait_for(lambda: first.log.size > grown + 100, what="the log to grow")
+        first.close()
+        grown = second.log.size
+        wait_for(lambda: second.log.size > grown + 100, what="the log to grow after one close")
+        second.close()
+        size = settle(lambda: (all_requests(emulator), first.log.size), "following to stop")[1]
+        expect_no_change(lambda: (all_requests(emulator), first.log.size), "requests and size")
 
-        # Reading again (an open or a read) brings it up to date and follows again.
-        log.load()
-        assert log.size > size
-        log.watch()
-        assert log.following
+        # The log is older than CURRENT_FOR: an open asks for what is new, once.
+        clock.now += logfollow.CURRENT_FOR + 1
+        before = log_requests(emulator)
+        reader = store.open(jobname)
+        assert log_requests(emulator) == before + 1
+        assert reader.log.size > size
+        ticks(read_all(reader))
+        reader.close()
+        settle(lambda: all_requests(emulator), "following to stop again")
     finally:
-        client.kill_job(jobname)
+        stop_ticker(emulator, jobname)
+
+
+def test_an_open_of_a_current_log_asks_nothing(emulator: Emulator, store: LogStore) -> None:
+    jobname = emulator.submit(TICKER)
+    try:
+        tail = store.open(jobname)  # followed: tail -f
+        wait_for(lambda: requests(emulator, "stream_logs") >= 1, what="a stream")
+        wait_for(lambda: tail.log.size > 0 and tail.log.newest is not None, what="lines")
+        before = log_requests(emulator)
+        cat = store.open(jobname)  # and a cat of the same log meanwhile
+        assert log_requests(emulator) == before
+        ticks(read_all(cat))
+        cat.close()
+        tail.close()
+    finally:
+        stop_ticker(emulator, jobname)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"mode": "status", "status": 503},  # refused at the handshake
+        {"mode": "status", "status": 404},
+        {"mode": "reset"},  # dropped after the handshake
+        {"mode": "truncate"},
+        {"mode": "corrupt"},  # a frame that is not JSON
+    ],
+)
+def test_without_the_stream_the_log_is_polled_and_streamed_again_later(
+    fresh_emulator: Emulator, tmp_path: Path, fault: dict[str, Any]
+) -> None:
+    emulator = fresh_emulator
+    client = JuliaHubClient(emulator.url, TokenSource(token=emulator.token))
+    store = LogStore(client, JobRegistry(client), tmp_path)
+    jobname = emulator.submit(TICKER)
+    emulator.fault(endpoint="stream_logs", jobname=jobname, **fault)
+    reader = store.open(jobname)
+    try:
+        wait_for(lambda: requests(emulator, "stream_logs") == 1, what="the failed stream")
+        polls = log_requests(emulator)
+        wait_for(lambda: log_requests(emulator) > polls + 2, what="polls instead")
+        wait_grows(reader, 10, "lines from polls")
+        # The stream is tried again after a backoff, and then carries the log.
+        wait_for(lambda: requests(emulator, "stream_logs") == 2, what="a stream again")
+        polls = settle(lambda: log_requests(emulator), "polling to stop")
+        wait_grows(reader, 10, "lines from the stream")
+        assert log_requests(emulator) == polls
+        stop_ticker(emulator, jobname)
+        wait_for(lambda: reader.log.complete, what="the log to be complete")
+        assert read_all(reader).endswith(b"\nlast\n")
+    finally:
+        reader.close()
+        stop_ticker(emulator, jobname)
+        store.close()
+        client.close()
+
+
+def test_logs_beyond_the_stream_cap_are_polled(
+    fresh_emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logfollow, "MAX_STREAMS", 1)
+    emulator = fresh_emulator
+    client = JuliaHubClient(emulator.url, TokenSource(token=emulator.token))
+    store = LogStore(client, JobRegistry(client), tmp_path)
+    jobnames = [emulator.submit(TICKER), emulator.submit(TICKER)]
+    readers = [store.open(jobname) for jobname in jobnames]
+    try:
+        wait_for(lambda: requests(emulator, "stream_logs") == 1, what="one stream")
+        polls = log_requests(emulator)
+        for reader in readers:
+            wait_grows(reader, 20, "both logs to grow")
+        assert log_requests(emulator) > polls + 5  # the other log is polled
+        assert requests(emulator, "stream_logs") == 1
+    finally:
+        for reader in readers:
+            reader.close()
+        for jobname in jobnames:
+            stop_ticker(emulator, jobname)
+        store.close()
+        client.close()
+
+
+def test_following_sends_background_requests_only(
+    fresh_emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator = fresh_emulator
+
+    class Recording(RateLimiter):
+        background: list[bool] = []  # noqa: RUF012 (the test's own record)
+
+        def reserve(self, *, background: bool) -> float:
+            Recording.background.append(background)
+            return super().reserve(background=background)
+
+    class RecordingClient(JuliaHubClient):
+        pages: list[bool] = []  # noqa: RUF012
+
+        def log_page(self, jobname: str, **kwargs: Any) -> LogPage:
+            RecordingClient.pages.append(in_background())
+            return super().log_page(jobname, **kwargs)
+
+    client = RecordingClient(
+        emulator.url, TokenSource(token=emulator.token), limiter=Recording(rate=1000)
+    )
+    store = LogStore(client, JobRegistry(client), tmp_path)
+    jobname = emulator.submit(TICKER)
+    try:
+        emulator.fault(endpoint="stream_logs", mode="status", status=503, count=3)
+        reader = store.open(jobname)  # the open's own request is the user's
+        assert RecordingClient.pages == [False]
+        wait_for(lambda: requests(emulator, "stream_logs") >= 2, timeout=60, what="two streams")
+        wait_for(lambda: len(RecordingClient.pages) > 3, what="polls")
+        reader.close()
+        settle(lambda: all_requests(emulator), "following to stop")
+        assert RecordingClient.pages[0] is False and all(RecordingClient.pages[1:])
+        streams = requests(emulator, "stream_logs")
+        # Each stream waited its turn: background reservations cover streams and polls.
+        assert Recording.background.count(True) >= streams + len(RecordingClient.pages) - 1
+    finally:
+        stop_ticker(emulator, jobname)
+        store.close()
+        client.close()
+
+
+def test_idle_logs_are_bounded_and_open_ones_stay(
+    emulator: Emulator, client: JuliaHubClient, tmp_path: Path
+) -> None:
+    store = LogStore(client, JobRegistry(client), tmp_path, max_idle=4)
+    try:
+        first = store.log("jr-idle000000")
+        for number in range(1, 10):
+            store.log(f"jr-idle{number:06d}")
+        assert store.log("jr-idle000000") is not first  # dropped, made again
+
+        running = emulator.create_finished(status="Running", log_lines=10)
+        reader = store.open(running)
+        pinned = reader.log
+        for number in range(10, 20):
+            store.log(f"jr-idle{number:06d}")
+        assert store.log(running) is pinned  # open: never dropped
+        reader.close()
+        assert len(os.listdir(tmp_path / "tmp")) == 1  # its bytes stay after the close
+
+        def dropped() -> bool:
+            for number in range(20, 30):
+                store.log(f"jr-idle{number:06d}")
+            return store.log(running) is not pinned
+
+        # Once its follow has stopped (it pins the log too), it may go.
+        wait_for(dropped, what="the closed log to be dropped")
+        assert os.listdir(tmp_path / "tmp") == []  # dropped with its partial file
+    finally:
+        store.close()
+
+
+def test_in_use_is_true_while_an_open_file_reads_the_log(
+    emulator: Emulator, store: LogStore, tmp_path: Path
+) -> None:
+    jobname = emulator.create_finished(status="Completed", log_lines=10)
+    path = tmp_path / "logs" / f"{jobname}.log"
+    assert not store.in_use(path)
+    reader = store.open(jobname)
+    assert path.exists() and store.in_use(path)
+    assert not store.in_use(tmp_path / "logs" / "jr-other.log")
+    assert not store.in_use(tmp_path / "elsewhere" / path.name)
+    reader.close()
+    assert not store.in_use(path)
+
+
+def test_a_complete_log_deleted_by_eviction_reads_on_and_is_fetched_again(
+    emulator: Emulator, store: LogStore, tmp_path: Path
+) -> None:
+    jobname = emulator.create_finished(status="Completed", log_lines=10)
+    path = tmp_path / "logs" / f"{jobname}.log"
+    reader = store.open(jobname)
+    expected = path.read_bytes()
+    path.unlink()  # as another mount sharing the cache directory may do
+    assert read_all(reader) == expected  # what was opened reads to its end
+    before = log_requests(emulator)
+    again = store.open(jobname)
+    assert log_requests(emulator) == before + 1
+    assert read_all(again) == expected and path.read_bytes() == expected
+    assert read_all(reader) == expected
+    again.close()
+    reader.close()
 
 
 def test_read_past_the_end_is_end_of_file(emulator: Emulator, store: LogStore) -> None:
     # How fast it returns is scripts/bench's "log read past the end" row.
     jobname = emulator.create_finished(status="Running", log_lines=10)
-    log = store.log(jobname)
-    log.load()
-    assert not log.complete
-    assert log.read(log.size, 4096) == b""
-    assert log.read(log.size + 10_000, 4096) == b""
-    assert read_all(log).count(b"\n") == 10
+    reader = store.open(jobname)
+    assert not reader.log.complete
+    assert reader.read(reader.log.size, 4096) == b""
+    assert reader.read(reader.log.size + 10_000, 4096) == b""
+    assert read_all(reader).count(b"\n") == 10
+    reader.close()
 
 
-def test_close_stops_followers(emulator: Emulator, client: JuliaHubClient, tmp_path: Path) -> None:
-    jobname = emulator.submit("while true; do echo tick; sleep 0.2; done")
+def threads_named(name: str) -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == name]
+
+
+def test_close_stops_the_scheduler_mid_fetch(
+    fresh_emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator = fresh_emulator
+    client = JuliaHubClient(emulator.url, TokenSource(token=emulator.token))
     store = LogStore(client, JobRegistry(client), tmp_path)
+    streamed, polled = emulator.submit(TICKER), emulator.submit(TICKER)
+    monkeypatch.setattr(logfollow, "MAX_STREAMS", 1)
     try:
-        log = store.log(jobname)
-        log.load()
-        log.open()
-        assert log.following
+        readers = [store.open(streamed)]
+        wait_for(lambda: requests(emulator, "stream_logs") == 1, what="a stream")
+        polls = log_requests(emulator)
+        # The other log is polled, and its next poll hangs for 30 s.
+        emulator.fault(endpoint="get_logs", mode="delay", delay=30, jobname=polled, count=100)
+        readers.append(store.open(polled))
+        wait_for(lambda: log_requests(emulator) > polls + 1, what="a poll under way")
+        assert threads_named("jhfs-logs")
         store.close()
-        assert not log.following
-        log.watch()  # a closed store starts no new follower
-        assert not log.following
-        before = log_requests(emulator)
-        expect_no_change(lambda: log_requests(emulator), "get_logs requests", window=1.0)
-        assert log_requests(emulator) == before
+        assert not threads_named("jhfs-logs")
+        expect_no_change(lambda: all_requests(emulator), "requests")
+        assert os.listdir(tmp_path / "tmp") == []  # partial logs are discarded
+        for reader in readers:
+            reader.close()
     finally:
-        client.kill_job(jobname)
+        stop_ticker(emulator, streamed)
+        stop_ticker(emulator, polled)
+        client.close()
 
 
 def test_running_backlog_longer_than_a_page_is_fetched_in_order(
@@ -185,15 +445,15 @@ def test_running_backlog_longer_than_a_page_is_fetched_in_order(
 ) -> None:
     jobname = emulator.create_finished(status="Running", log_lines=15_000)
     store = LogStore(client, JobRegistry(client), tmp_path)
-    log = store.log(jobname)
     before = log_requests(emulator)
-    log.load()
+    reader = store.open(jobname)
     assert log_requests(emulator) == before + 2  # the newest 10,000, then the rest + top
-    assert not log.complete
-    lines = read_all(log).decode().splitlines()
+    assert not reader.log.complete
+    lines = read_all(reader).decode().splitlines()
     assert lines == [synthetic_line(jobname, n) for n in range(1, 15_001)]
     assert not (tmp_path / "logs" / f"{jobname}.log").exists()  # not final: never reused
     assert len(os.listdir(tmp_path / "tmp")) == 1  # the growing file, no chunks
+    reader.close()
     store.close()
     assert os.listdir(tmp_path / "tmp") == []  # a later mount could not resume it
 
@@ -208,17 +468,16 @@ def test_log_file_names_stay_inside_the_logs_directory() -> None:
 def test_log_empty_at_first_fills_in_when_the_job_prints(
     emulator: Emulator, store: LogStore
 ) -> None:
-    jobname = emulator.submit("sleep 2; echo first; echo second")
-    log = store.log(jobname)
-    log.load()
-    assert log.size == 0 and not log.complete
-    log.open()
-    wait_for(lambda: log.complete, timeout=30, what="the log to be complete")
-    assert read_all(log) == b"first\nsecond\n"
-    log.release()
+    jobname = emulator.submit("while [ ! -e go ]; do sleep 0.05; done; echo first; echo second")
+    reader = store.open(jobname)
+    assert reader.log.size == 0 and not reader.log.complete
+    (Path(emulator.admin("GET", f"jobs/{jobname}")["work_dir"]) / "go").touch()
+    wait_for(lambda: reader.log.complete, what="the log to be complete")
+    assert read_all(reader) == b"first\nsecond\n"
+    reader.close()
 
 
-def test_failed_backlog_leaves_nothing_and_the_next_load_starts_over(
+def test_failed_backlog_leaves_nothing_and_the_next_open_starts_over(
     fresh_emulator: Emulator, tmp_path: Path
 ) -> None:
     class FaultAfterFirstPage(JuliaHubClient):
@@ -236,15 +495,16 @@ def test_failed_backlog_leaves_nothing_and_the_next_load_starts_over(
     client = FaultAfterFirstPage(fresh_emulator.url, TokenSource(token=fresh_emulator.token))
     jobname = fresh_emulator.create_finished(status="Completed", log_lines=25_000)
     store = LogStore(client, JobRegistry(client), tmp_path / "cache")
-    log = store.log(jobname)
     with pytest.raises(ServerError):
-        log.load()  # the newest page arrived, the next one failed
+        store.open(jobname)  # the newest page arrived, the next one failed
+    log = store.log(jobname)
     assert log.size == 0 and not log.complete
     assert os.listdir(tmp_path / "cache" / "tmp") == []
     assert os.listdir(tmp_path / "cache" / "logs") == []
-    log.load()
+    reader = store.open(jobname)
     assert log.complete
-    assert read_all(log).count(b"\n") == 25_000
+    assert read_all(reader).count(b"\n") == 25_000
     assert fresh_emulator.stats()["requests"]["get_logs"] == 2 + 3
+    reader.close()
     store.close()
     client.close()

@@ -1,4 +1,4 @@
-"""The JuliaHub client layer: HTTP, models, authentication, log paging."""
+"""The JuliaHub client layer: HTTP, models, authentication, the live log stream."""
 
 from jhfs.client.api import DownloadSink, JuliaHubClient
 from jhfs.client.auth import TokenSource, discover
@@ -11,7 +11,6 @@ from jhfs.client.errors import (
     ServerUnreachableError,
     TransferCancelled,
 )
-from jhfs.client.logbuffer import LogBuffer
 from jhfs.client.models import (
     DONE_STATUSES,
     KNOWN_STATUSES,
@@ -32,7 +31,6 @@ __all__ = [
     "JobFile",
     "JuliaHubClient",
     "JuliaHubError",
-    "LogBuffer",
     "LogMessage",
     "LogPage",
     "NotFoundError",

@@ -2,8 +2,8 @@
 
 Served with direct I/O so a read is never cut at a size the kernel saw
 earlier; st_size is what is known so far and a read past it is end-of-file at
-once. Opening loads the backlog; an open or recently read file keeps the state
-layer following a running job.
+once. Opening brings the log up to now; while a file is open the state layer
+follows a running job, and it stops at the last close.
 """
 
 from __future__ import annotations
@@ -13,21 +13,20 @@ import stat
 from jhfs.client import Job
 from jhfs.nodes.base import Attrs, Handle, Node, require_read_only
 from jhfs.nodes.context import MountContext
-from jhfs.state.logs import JobLog
+from jhfs.state.logs import LogReader
 
 
 class LogHandle(Handle):
     direct_io = True
 
-    def __init__(self, log: JobLog) -> None:
-        self.log = log
+    def __init__(self, reader: LogReader) -> None:
+        self.reader = reader
 
     def read(self, size: int, offset: int) -> bytes:
-        self.log.watch()
-        return self.log.read(offset, size)
+        return self.reader.read(offset, size)
 
     def release(self) -> None:
-        self.log.release()
+        self.reader.close()
 
 
 class LogsFile(Node):
@@ -41,11 +40,4 @@ class LogsFile(Node):
 
     def open(self, flags: int) -> Handle:
         require_read_only(flags)
-        log = self.ctx.logs.log(self.job.jobname)
-        log.open()
-        try:
-            log.load()
-        except BaseException:
-            log.release()  # the open failed: the kernel will not send a release
-            raise
-        return LogHandle(log)
+        return LogHandle(self.ctx.logs.open(self.job.jobname))

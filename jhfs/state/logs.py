@@ -1,45 +1,58 @@
 """Job logs as files: on disk in the cache directory, growing while the job runs.
 
-Owns <cache_dir>/logs (complete logs of finished jobs, reused across mounts)
-and the growing logs of running jobs in <cache_dir>/tmp. A log's bytes are
-every message + "\\n", oldest first. Bytes live only on disk and are read with
-os.pread; memory holds a few counters per log, so a million-line log costs
-what one page of messages costs while it is fetched.
+Owns <cache_dir>/logs (complete logs of finished jobs, reused across mounts),
+the growing logs of running jobs in <cache_dir>/tmp, and which logs stay in
+memory. A log's bytes are every message + "\\n", oldest first. Bytes live only
+on disk; memory holds a few counters per log, for the logs someone has open
+and at most `max_idle` others (least recently used first to go).
+
+Reading: each open file holds a descriptor of the log's file and reads it
+with os.pread up to the size known, so a complete log that cache eviction
+deletes (this mount's, only when no open file uses it: `in_use`; or another
+mount's sharing the directory) still reads to its end for whoever opened
+it. The next open fetches it again.
 
 Fetching: the server pages newest first, so a backlog is fetched page by page
-towards the top into chunk files that are then joined oldest first. After
-that, newer messages are appended by paging after the newest one known, on a
-daemon thread per log that someone is watching (open, or read in the last
-`watch_window` seconds) while the job runs.
+towards the top into chunk files that are then joined oldest first. An open
+of a running log known before catches up with one page after its newest
+message. While a running log is open, jhfs.state.logfollow appends what the
+job logs, and following stops at the last close; nothing is asked about a
+log nobody has open.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import threading
 import time
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
 from jhfs.client import JuliaHubClient, JuliaHubError, LogMessage
 from jhfs.client.api import LOG_PAGE_CAP
-from jhfs.state.cachedir import clean_stale_temp, private_dir, temp_file
+from jhfs.state.cachedir import clean_stale_temp, durable_rename, private_dir, temp_file
+from jhfs.state.errors import ShuttingDownError
 from jhfs.state.flight import SingleFlight
+from jhfs.state.logfollow import CURRENT_FOR, LogFollower
 from jhfs.state.registry import JobRegistry
 
 logger = logging.getLogger(__name__)
 
-_SYNC = "sync"  # the single-flight key of a log's fetches: one writer at a time
+MAX_IDLE_LOGS = 1024  # logs kept in memory that nobody has open (a few hundred bytes each)
+_SYNC = "sync"  # the single-flight key of a log's fetches
 _COPY_CHUNK = 1 << 20
+_SUFFIX = ".log"
 
 
 def _file_name(jobname: str) -> str:
     """A file name for the job that cannot escape the logs directory."""
     quoted = urllib.parse.quote(jobname, safe="-_")
-    return quoted.replace(".", "%2E") + ".log"
+    return quoted.replace(".", "%2E") + _SUFFIX
 
 
 def _encode(messages: Sequence[LogMessage]) -> bytes:
@@ -54,6 +67,22 @@ def _without(messages: list[LogMessage], reference: LogMessage) -> list[LogMessa
     return [m for m in messages if m.event_id != reference.event_id]
 
 
+def _newer_than(
+    messages: list[LogMessage], reference: LogMessage, newest: LogMessage | None
+) -> list[LogMessage]:
+    """Of `messages`, those after `reference`, the ones after `newest` (what the file lacks).
+
+    Two fetches after the same reference may overlap (a stream and an open's
+    catch-up); the log only moves forward, so what is past `newest` is new.
+    """
+    if newest is None or newest.event_id == reference.event_id:
+        return messages
+    for index, message in enumerate(messages):
+        if message.event_id == newest.event_id:
+            return messages[index + 1 :]
+    return []  # all of them are in the file already
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -61,25 +90,66 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _append(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)  # no O_CREAT: a discarded log stays so
     try:
         _write_all(fd, data)
     finally:
         os.close(fd)
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LogReader:
+    """One open file of a log: its own descriptor of the log's file."""
+
+    def __init__(self, log: JobLog, fd: int) -> None:
+        self.log = log
+        self._fd = fd
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Bytes known at [offset, offset+size); b"" past the known end (never blocks)."""
+        known = self.log.size
+        if offset >= known or size <= 0 or offset < 0:
+            return b""
+        size = min(size, known - offset)
+        parts: list[bytes] = []
+        while size > 0:
+            part = os.pread(self._fd, size, offset)
+            if not part:
+                break
+            parts.append(part)
+            offset += len(part)
+            size -= len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def close(self) -> None:
+        os.close(self._fd)
+        self.log.release()
+
+
 class JobLog:
     """One job's log as bytes: every message + "\\n", oldest first.
 
     Thread-safe. `_lock` guards the bookkeeping (path, size, newest message,
-    watchers) and is never held across HTTP; fetches and appends run inside a
-    single flight, so there is one writer at a time.
+    handles, following) and is never held across HTTP. Fetches run inside a
+    single flight; appending newer messages (a fetch's or the stream's) holds
+    `_write_lock`, so there is one writer at a time. The file's inode never
+    changes once loaded (an empty log grows in place; the final name is a
+    rename), which is what the open files' descriptors rely on; only a
+    complete log deleted by eviction is fetched into a new file.
     """
 
     def __init__(self, store: LogStore, jobname: str) -> None:
         self.jobname = jobname
         self._store = store
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._final_path = store.logs_dir / _file_name(jobname)
         self._path: Path | None = None  # where the known bytes are; None before load
         self._size = 0
@@ -87,10 +157,10 @@ class JobLog:
         self._complete = False  # the bottom was seen: the file is final
         self._ended = False  # the job is done but no bottom came: nothing to follow
         self._newest: LogMessage | None = None  # paging reference for newer messages
-        self._last_sync: float | None = None  # when the latest fetch of newer messages began
-        self._open_count = 0
-        self._watch_until = 0.0
-        self._follower: threading.Thread | None = None
+        self._current_until = 0.0  # the follower's news make the log current until then
+        self._handles = 0  # open files
+        self._following = False  # a follow is asked for or running (it holds a pin)
+        self.pins = 0  # open files + follow: the store keeps it in memory (store's lock)
         self._flight: SingleFlight[str, int] = SingleFlight()
         try:
             size = self._final_path.stat().st_size
@@ -111,156 +181,169 @@ class JobLog:
         """The whole log is on disk and will never change (the job finished)."""
         return self._complete
 
-    def load(self) -> None:
-        """Make the log readable from its start: for a finished job fetch all of it
-        (once, to disk); for a running job fetch the backlog up to now. Blocks."""
-        with self._lock:
-            if self._complete:
-                return
-            # A follower that fetched a moment ago already brought it up to now.
-            if (
-                self._loaded
-                and self._last_sync is not None
-                and self._store.clock() - self._last_sync < self._store.follow_interval_active
-            ):
-                return
-        self._flight.do(_SYNC, self._sync)
-
-    def read(self, offset: int, size: int) -> bytes:
-        """Bytes known at [offset, offset+size); b"" past the known end (never blocks).
-
-        Reading a running job's log counts as watching it.
-        """
-        with self._lock:
-            if not self._complete:
-                self._watch_locked()
-            known, path = self._size, self._path
-            if path is None or offset >= known or size <= 0 or offset < 0:
-                return b""
-            size = min(size, known - offset)
-            # Opened under the lock so that finishing (a rename) cannot slip in
-            # between; the fd then reads the same inode whatever its name.
-            fd = os.open(path, os.O_RDONLY)
-        try:
-            parts: list[bytes] = []
-            while size > 0:
-                part = os.pread(fd, size, offset)
-                if not part:
-                    break
-                parts.append(part)
-                offset += len(part)
-                size -= len(part)
-            return parts[0] if len(parts) == 1 else b"".join(parts)
-        finally:
-            os.close(fd)
-
-    def watch(self) -> None:
-        """Someone opened or read the file: follow a running job for the next minute."""
-        with self._lock:
-            self._watch_locked()
-
-    def open(self) -> None:
-        """A file handle opened: follow while it stays open (and a minute after)."""
-        with self._lock:
-            self._open_count += 1
-            self._watch_locked()
-
-    def release(self) -> None:
-        """A file handle closed: keep following for `watch_window` seconds more."""
-        with self._lock:
-            self._open_count = max(0, self._open_count - 1)
-            self._watch_locked()
+    @property
+    def final_path(self) -> Path:
+        """Where the complete log is kept, in the logs directory."""
+        return self._final_path
 
     @property
-    def following(self) -> bool:
-        """A background thread is fetching newer messages."""
+    def in_use(self) -> bool:
+        """An open file reads this log."""
         with self._lock:
-            return self._follower is not None
+            return self._handles > 0
 
-    # -- following -----------------------------------------------------------
+    def open(self) -> LogReader:
+        """An open file of the log, readable from its start (blocks while it is fetched).
 
-    def _watched_locked(self) -> bool:
-        return self._open_count > 0 or self._store.clock() < self._watch_until
-
-    def _watch_locked(self) -> None:
-        self._watch_until = self._store.clock() + self._store.watch_window
-        if self._complete or self._ended or self._follower is not None or self._store.closed:
-            return
-        self._follower = threading.Thread(
-            target=self._follow, name=f"jhfs-log-{self.jobname}", daemon=True
-        )
-        self._follower.start()
-
-    def _follow(self) -> None:
-        store = self._store
-        me = threading.current_thread()
-        failures = 0
-        delay = store.follow_interval_active
-        try:
-            while not store.closed:
-                with self._lock:
-                    if self._complete or not self._watched_locked():
-                        self._follower = None
-                        return
-                try:
-                    added = self._flight.do(_SYNC, self._sync)
-                    # Quick while lines keep coming, backing off to about once a
-                    # second while the job is quiet.
-                    delay = (
-                        store.follow_interval_active
-                        if added
-                        else min(delay * 2, store.follow_interval)
-                    )
-                    if (
-                        added == 0
-                        and self._job_done()
-                        # Asked after the job was seen done: this has its last lines.
-                        and self._flight.do(_SYNC, self._sync) == 0
-                        and not self._complete
-                    ):
-                        # Done, yet no bottom marker reached us: nothing more will
-                        # come, so stop asking (load() still catches up).
-                        logger.info("%s finished; stopped following its log", self.jobname)
-                        with self._lock:
-                            self._ended = True
-                        return
-                    failures = 0
-                except JuliaHubError as error:
-                    failures += 1
-                    if failures == 1:  # one line per outage, not one a second
-                        logger.warning("following the log of %s: %s", self.jobname, error)
-                except OSError:
-                    logger.exception("following the log of %s failed", self.jobname)
-                    return
-                store.stopping.wait(delay)
-        finally:
+        Brings the log up to now: a finished job's all of it (once, to disk), a
+        running job's backlog, or what it logged since it was last followed.
+        Then, for a running job, following begins. Call with a pin held.
+        """
+        for _ in range(3):
+            self._bring_up_to_date()
             with self._lock:
-                if self._follower is me:
-                    self._follower = None
+                assert self._path is not None  # loaded
+                try:
+                    fd = os.open(self._path, os.O_RDONLY)
+                except FileNotFoundError:
+                    if self._complete:
+                        continue  # evicted since: fetch it again
+                    raise
+                self._handles += 1
+                follow = not (self._complete or self._ended or self._following)
+                follow = follow and not self._store.closed
+                self._following = self._following or follow
+                complete = self._complete
+            if complete:
+                with contextlib.suppress(OSError):
+                    os.utime(fd)  # eviction goes by mtime: least recently opened first
+            if follow:
+                self._store.pin(self)
+                self._start_following()
+            return LogReader(self, fd)
+        raise FileNotFoundError(f"the log of {self.jobname} keeps disappearing from the cache")
+
+    def release(self) -> None:
+        """An open file closed: at the last, following stops."""
+        with self._lock:
+            self._handles -= 1
+            stop = self._handles == 0 and self._following
+        if stop:
+            self._store.follower.unfollow(self)
+        self._store.unpin(self)
+
+    # -- what the follower calls ------------------------------------------------
+
+    @property
+    def newest(self) -> LogMessage | None:
+        with self._lock:
+            return self._newest
+
+    @property
+    def done(self) -> bool:
+        """Nothing more to follow: complete, or the job ended without a bottom marker."""
+        with self._lock:
+            return self._complete or self._ended
+
+    def mark_current(self) -> None:
+        """The follower has just heard from the server: opens need not ask for a while."""
+        with self._lock:
+            self._current_until = self._store.clock() + CURRENT_FOR
+
+    def poll(self) -> int:
+        """Fetch what is newer (blocking); returns how many messages were added."""
+        added = self._flight.do(_SYNC, self._sync)
+        if (
+            added == 0
+            and self._job_done()
+            # Asked after the job was seen done: this has its last lines.
+            and self._flight.do(_SYNC, self._sync) == 0
+            and not self.complete
+        ):
+            # Done, yet no bottom marker reached us: nothing more will come, so
+            # stop following (an open still catches up).
+            logger.info("%s finished; stopped following its log", self.jobname)
+            with self._lock:
+                self._ended = True
+        self.mark_current()
+        return added
+
+    def apply_newer(
+        self, reference: LogMessage, messages: list[LogMessage], *, bottom: bool
+    ) -> int:
+        """Append `messages`, fetched as those after `reference`, that the file lacks;
+        `bottom`: the log ends after them. Returns how many were added."""
+        with self._write_lock:
+            with self._lock:
+                newest, path = self._newest, self._path
+                if self._complete or path is None or self._store.closed:
+                    return 0
+            fresh = _newer_than(messages, reference, newest)
+            if fresh:
+                data = _encode(fresh)
+                _append(path, data)
+                with self._lock:
+                    # Bytes first, then the size that makes readers see them.
+                    self._size += len(data)
+                    self._newest = fresh[-1]
+            if bottom:
+                self._finish()
+            return len(fresh)
+
+    def follow_ended(self, cancelled: bool) -> None:
+        """The follower's task ended (on the loop thread): follow again if it was cancelled
+        by a last close that an open has followed since."""
+        with self._lock:
+            again = cancelled and self._handles > 0 and not (self._complete or self._ended)
+            again = again and not self._store.closed
+            self._following = again
+        if again:
+            self._start_following()
+        else:
+            self._store.unpin(self)
+
+    def _start_following(self) -> None:
+        if not self._store.follower.follow(self):
+            with self._lock:
+                self._following = False
+            self._store.unpin(self)
 
     def _job_done(self) -> bool:
-        if self._complete:
+        if self.complete:
             return True
         try:
             return self._store.registry.get(self.jobname).is_done
         except JuliaHubError:
             return False
 
-    # -- fetching (inside the single flight: one writer) --------------------
+    # -- fetching ---------------------------------------------------------------
+
+    def _bring_up_to_date(self) -> None:
+        with self._lock:
+            if self._complete:
+                if self._final_path.exists():
+                    return
+            elif self._loaded and self._store.clock() < self._current_until:
+                return  # the follower has it
+        self._flight.do(_SYNC, self._sync)
 
     def _sync(self) -> int:
-        """Bring the file up to now; returns how many messages were added."""
-        if self._complete:
-            return 0
-        if not self._loaded or self._newest is None:
+        """Bring the file up to now (inside the single flight); returns messages added."""
+        with self._lock:
+            complete, loaded, newest = self._complete, self._loaded, self._newest
+        if complete:
+            if self._final_path.exists():
+                return 0
+            logger.info("%s: the cached log was deleted; fetching it again", self.jobname)
+            return self._fetch_backlog()
+        if not loaded or newest is None:
             # Also when the log was empty so far: there is no reference to page
             # after, and more than a page may have arrived since.
             return self._fetch_backlog()
-        return self._fetch_newer(self._newest)
+        return self._fetch_newer(newest)
 
     def _fetch_backlog(self) -> int:
         store = self._store
-        started = store.clock()
         chunks: list[tuple[Path, int]] = []  # newest first
         count, pages = 0, 1
         try:
@@ -282,20 +365,33 @@ class JobLog:
                 page = store.client.log_page(self.jobname, before=oldest, nentries=store.page_size)
                 pages += 1
                 messages = _without(page.messages, oldest)
-            path, size = self._join(chunks)
+            with self._write_lock:
+                self._install(chunks, newest)
         finally:
             for chunk, _ in chunks:
                 chunk.unlink(missing_ok=True)
-        with self._lock:
-            old_path = self._path
-            self._path, self._size, self._newest = path, size, newest
-            self._loaded, self._last_sync = True, started
-        if old_path is not None and old_path != path:
-            old_path.unlink(missing_ok=True)  # an earlier empty backlog
         logger.debug("%s: fetched %d log messages in %d pages", self.jobname, count, pages)
         if has_bottom:
-            self._finish()
+            with self._write_lock:
+                self._finish()
         return count
+
+    def _install(self, chunks: list[tuple[Path, int]], newest: LogMessage | None) -> None:
+        """Make the fetched backlog the log's bytes (with the write lock held)."""
+        if self._store.closed:
+            raise ShuttingDownError(f"the mount is ending: the log of {self.jobname} is dropped")
+        with self._lock:
+            # A running log is fetched again only while it is empty (no newest
+            # message to page after), and open files hold its descriptor: it
+            # grows in place.
+            grow = self._path if not self._complete else None
+        if grow is not None:
+            size, path = self._copy(chunks, grow), grow
+        else:
+            path, size = self._join(chunks)
+        with self._lock:
+            self._path, self._size, self._newest, self._loaded = path, size, newest, True
+            self._complete = False  # a deleted complete log comes back through _finish
 
     def _write_chunk(self, messages: Sequence[LogMessage]) -> tuple[Path, int]:
         data = _encode(messages)
@@ -307,68 +403,70 @@ class JobLog:
         return path, len(data)
 
     def _join(self, chunks: list[tuple[Path, int]]) -> tuple[Path, int]:
-        """One file of the chunks, oldest first (the one chunk itself if only one)."""
+        """One new file of the chunks, oldest first (the one chunk itself if only one)."""
         if len(chunks) == 1:
             path, size = chunks.pop()
             return path, size
-        fd, path = temp_file(self._store.tmp_dir, ".log")
+        fd, path = temp_file(self._store.tmp_dir, _SUFFIX)
+        os.close(fd)
+        return path, self._copy(chunks, path)
+
+    @staticmethod
+    def _copy(chunks: list[tuple[Path, int]], path: Path) -> int:
+        """Append the chunks to `path`, oldest first, and delete them; their size."""
         size = 0
-        with open(fd, "wb", closefd=True) as out:
+        with open(path, "ab") as out:
             for chunk, chunk_size in reversed(chunks):
                 with open(chunk, "rb") as source:
                     shutil.copyfileobj(source, out, _COPY_CHUNK)
                 size += chunk_size
                 chunk.unlink()
         chunks.clear()
-        return path, size
+        return size
 
     def _fetch_newer(self, newest: LogMessage) -> int:
         store = self._store
         count = 0
         while True:
-            started = store.clock()
             page = store.client.log_page(self.jobname, after=newest, nentries=store.page_size)
             messages = _without(page.messages, newest)
-            added = 0
-            if messages:
-                data = _encode(messages)
-                assert self._path is not None  # loaded before newer messages are fetched
-                _append(self._path, data)
-                added = len(data)
-                newest = messages[-1]
-                count += len(messages)
-            with self._lock:
-                # Bytes first, then the size that makes readers see them.
-                self._size += added
-                self._newest, self._last_sync = newest, started
-            if page.has_bottom:
-                self._finish()
-                return count
-            if len(page.messages) < store.page_size:
+            count += self.apply_newer(newest, messages, bottom=page.has_bottom)
+            if page.has_bottom or len(page.messages) < store.page_size:
                 return count  # caught up; a full page means more are waiting
-
-    def _discard_partial(self) -> None:
-        """Delete the growing file of an unfinished log (no later mount can resume it)."""
-        with self._lock:
-            if self._complete or self._follower is not None or self._path is None:
-                return
-            path, self._path, self._size, self._loaded = self._path, None, 0, False
-        path.unlink(missing_ok=True)
+            newest = messages[-1] if messages else newest
 
     def _finish(self) -> None:
-        """The bottom was seen: move the file to its final name for this and later mounts."""
+        """The bottom was seen: move the file to its final name for this and later mounts.
+
+        With the write lock held. The bytes reach the disk before the name
+        does: a complete log on disk is trusted by later mounts.
+        """
         with self._lock:
-            assert self._path is not None
-            if self._path != self._final_path:
-                os.replace(self._path, self._final_path)
+            path = self._path
+            if self._complete or path is None:
+                return
+        if path != self._final_path:
+            _fsync(path)
+        with self._lock:
+            if path != self._final_path:
+                # Under the lock: an open never sees a name that is about to go.
+                durable_rename(path, self._final_path)
                 self._path = self._final_path
             self._complete = True
         logger.debug("%s: log complete, %d bytes", self.jobname, self._size)
 
+    def discard_partial(self) -> None:
+        """Delete the growing file of an unfinished log (no later mount can resume it)."""
+        with self._lock:
+            if self._complete or self._path is None:
+                return
+            path, self._path, self._size, self._loaded = self._path, None, 0, False
+            self._newest = None
+        path.unlink(missing_ok=True)
+
 
 class LogStore:
-    """All jobs' logs; background following, about once a second (4/s while a log grows),
-    only for watched running jobs."""
+    """All jobs' logs: those open (pinned) and the `max_idle` most recently used others."""
 
     def __init__(
         self,
@@ -376,53 +474,117 @@ class LogStore:
         registry: JobRegistry,
         cache_dir: Path,
         *,
-        follow_interval: float = 1.0,
-        follow_interval_active: float = 0.25,
-        watch_window: float = 60.0,
         page_size: int = LOG_PAGE_CAP,
+        max_idle: int = MAX_IDLE_LOGS,
     ) -> None:
         self.client = client
         self.registry = registry
-        # A quiet log is asked about once a second; one that is growing every
-        # quarter second, because tail -f on FUSE adds its own 1 s polling (and
-        # the kernel's attribute cache) on top: a 1 s poll here would put a new
-        # line's p95 latency past 2 s.
-        self.follow_interval = follow_interval
-        self.follow_interval_active = follow_interval_active
-        self.watch_window = watch_window
         self.page_size = page_size
         self.clock = time.monotonic
         self.logs_dir = private_dir(private_dir(cache_dir) / "logs")
         self.tmp_dir = private_dir(cache_dir / "tmp")
         clean_stale_temp(self.tmp_dir)
-        self.stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._logs: dict[str, JobLog] = {}
+        self.follower = LogFollower(client)
+        self._stopping = threading.Event()
+        self._max_idle = max_idle
+        self._lock = threading.Lock()  # guards the two maps and every JobLog's pins
+        self._pinned: dict[str, JobLog] = {}
+        self._idle: OrderedDict[str, JobLog] = OrderedDict()  # least recently used first
 
     @property
     def closed(self) -> bool:
-        return self.stopping.is_set()
+        return self._stopping.is_set()
 
     def log(self, jobname: str) -> JobLog:
         """The one JobLog of this job (created on first use; checks the disk cache)."""
         with self._lock:
-            found = self._logs.get(jobname)
+            found = self._find(jobname)
         if found is not None:
             return found
         created = JobLog(self, jobname)  # stats the disk: outside the store's lock
         with self._lock:
-            return self._logs.setdefault(jobname, created)
+            found = self._find(jobname)
+            if found is not None:
+                return found
+            self._idle[jobname] = created
+            evicted = self._trim()
+        for log in evicted:
+            log.discard_partial()
+        return created
 
-    def close(self, timeout: float = 2.0) -> None:
-        """Stop background followers (waits up to `timeout` for a fetch in progress)
-        and delete the partial logs of running jobs."""
-        self.stopping.set()
+    def open(self, jobname: str) -> LogReader:
+        """An open file of the job's log (blocks while it is fetched; see JobLog.open)."""
         with self._lock:
-            logs = list(self._logs.values())
-        deadline = time.monotonic() + timeout
+            log = self._find(jobname)
+            if log is not None:
+                self._pin(log)
+        if log is None:
+            created = JobLog(self, jobname)  # stats the disk: outside the store's lock
+            with self._lock:
+                log = self._find(jobname)
+                if log is None:
+                    log = created
+                self._pin(log)
+        try:
+            return log.open()
+        except BaseException:
+            self.unpin(log)
+            raise
+
+    def in_use(self, path: Path) -> bool:
+        """An open file of this mount reads the log file at `path` (in the logs directory)."""
+        path = Path(os.path.abspath(path))
+        if path.parent != Path(os.path.abspath(self.logs_dir)) or path.suffix != _SUFFIX:
+            return False
+        jobname = urllib.parse.unquote(path.name[: -len(_SUFFIX)])
+        with self._lock:
+            log = self._pinned.get(jobname)
+        return log is not None and log.final_path.name == path.name and log.in_use
+
+    def pin(self, log: JobLog) -> None:
+        """Keep a log that is already pinned in memory once more (its follow)."""
+        with self._lock:
+            self._pin(log)
+
+    def unpin(self, log: JobLog) -> None:
+        """Undo one pin; at the last, the log is idle (and may be dropped later)."""
+        with self._lock:
+            log.pins -= 1
+            if log.pins > 0 or self._pinned.get(log.jobname) is not log:
+                return
+            del self._pinned[log.jobname]
+            self._idle[log.jobname] = log
+            evicted = self._trim()
+        for dropped in evicted:
+            dropped.discard_partial()
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Stop following (within `timeout`) and delete the partial logs of running jobs."""
+        self._stopping.set()
+        self.follower.close(timeout)
+        with self._lock:
+            logs = [*self._pinned.values(), *self._idle.values()]
         for log in logs:
-            follower = log._follower
-            if follower is not None:
-                follower.join(max(0.0, deadline - time.monotonic()))
-        for log in logs:
-            log._discard_partial()
+            log.discard_partial()
+
+    # -- with the lock held ------------------------------------------------------
+
+    def _find(self, jobname: str) -> JobLog | None:
+        found = self._pinned.get(jobname)
+        if found is None:
+            found = self._idle.get(jobname)
+            if found is not None:
+                self._idle.move_to_end(jobname)
+        return found
+
+    def _pin(self, log: JobLog) -> None:
+        log.pins += 1
+        if log.pins == 1:
+            self._idle.pop(log.jobname, None)
+            self._pinned[log.jobname] = log
+
+    def _trim(self) -> list[JobLog]:
+        evicted: list[JobLog] = []
+        while len(self._idle) > self._max_idle:
+            evicted.append(self._idle.popitem(last=False)[1])
+        return evicted
