@@ -9,8 +9,9 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import Emulator, wait_for
-from mounting import Mount, jhfs, jhfs_env, mount_jhfs, sh, sha256_of
+from mounting import Mount, interruptible, jhfs, jhfs_env, mount_jhfs, sh, sha256_of
 
 MIB = 1 << 20
 
@@ -163,8 +164,9 @@ def test_two_mounts_share_one_cache_and_survive_each_others_evictions(
         assert sha256_of(tmp_path / "again") == digest
 
 
+@pytest.mark.parametrize("stop", ["ctrl-c, then unmount", "unmount while cp reads"])
 def test_a_download_stopped_by_the_unmount_is_resumed_by_the_next_mount(
-    fresh_emulator: Emulator, tmp_path: Path
+    fresh_emulator: Emulator, tmp_path: Path, stop: str
 ) -> None:
     size = 24 * MIB
     with mount_jhfs(fresh_emulator, tmp_path / "first") as mount:
@@ -172,13 +174,19 @@ def test_a_download_stopped_by_the_unmount_is_resumed_by_the_next_mount(
         relative, cache_dir = source.relative_to(mount.path), mount.cache_dir
         fresh_emulator.fault(endpoint="download", mode="throttle", rate=4_000_000)
         start = fresh_emulator.bytes_sent()
-        cp = subprocess.Popen(
-            ["cp", str(source), str(tmp_path / "partial.bin")],
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        cp = interruptible(
+            ["cp", str(source), str(tmp_path / "partial.bin")], stderr=subprocess.PIPE, text=True
         )
         wait_for(lambda: fresh_emulator.bytes_sent() - start > 8 * MIB, what="8 MiB to arrive")
-        cp.send_signal(signal.SIGINT)
-        assert cp.wait(timeout=30) != 0
+        if stop == "ctrl-c, then unmount":
+            cp.send_signal(signal.SIGINT)
+            assert cp.wait(timeout=30) != 0
+        else:  # a busy mount: jhfs umount ends its process, and the read fails
+            unmounted = jhfs("umount", str(mount.path), env=jhfs_env(fresh_emulator))
+            assert unmounted.returncode == 0, unmounted.stderr
+            _, errors = cp.communicate(timeout=30)
+            assert cp.returncode != 0 and "Input/output error" in errors
+            assert mount.process.wait(timeout=30) == 0
     # Unmounted: the bytes are kept as a partial download.
     sent_before = fresh_emulator.settled_bytes_sent() - start
     assert sent_before < size
