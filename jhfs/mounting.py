@@ -131,6 +131,7 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         streams=settings.options.download_streams,
         strict=settings.options.verify_full,
         max_size=settings.cache_max_size,
+        log_in_use=logs.in_use,
     )
     ctx = MountContext(
         client=client,
