@@ -51,6 +51,9 @@ async def stream_logs(request: web.Request) -> web.StreamResponse:
     if fault is not None and not await damage_websocket(request, socket, fault):
         return socket
     log = job.log
+    # Reading is what answers the client's close frame (and its pings), as a
+    # real server does: a client hanging up is not left waiting for a reply.
+    reader = asyncio.create_task(_read_until_closed(socket))
     try:
         while not socket.closed:
             changed = log.changed()
@@ -65,13 +68,22 @@ async def stream_logs(request: web.Request) -> web.StreamResponse:
             if log.finished and position >= len(log):
                 await socket.send_str(BOTTOM_MARKER)
                 break
-            try:
-                await asyncio.wait_for(changed.wait(), refresh)
-            except TimeoutError:
+            change = asyncio.ensure_future(changed.wait())
+            done, _ = await asyncio.wait({change, reader}, timeout=refresh)
+            change.cancel()
+            if reader in done:
+                break  # the client closed the stream
+            if not done:
                 await socket.send_str("")  # keep-alive
     except ConnectionError:
         logger.debug("stream_logs: the client of %s went away", job.jobname)
     finally:
+        reader.cancel()
         with contextlib.suppress(ConnectionError):
             await socket.close()
     return socket
+
+
+async def _read_until_closed(socket: web.WebSocketResponse) -> None:
+    async for _ in socket:
+        pass  # a client sends nothing else
