@@ -19,6 +19,7 @@ import functools
 import logging
 import random
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -105,13 +106,14 @@ class LogFollower:
             self._closed = True
             loop, thread = self._loop, self._thread
         if loop is not None and thread is not None:
+            deadline = time.monotonic() + timeout
             done = asyncio.run_coroutine_threadsafe(self._shutdown(), loop)
             try:
                 done.result(timeout)
             except TimeoutError:
                 logger.warning("log followers did not stop within %.1f s", timeout)
             loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
         # A poll's HTTP call under way ends on its own; its answer is dropped.
         self._executor.shutdown(wait=False, cancel_futures=True)
 
@@ -211,16 +213,17 @@ class LogFollower:
 
     async def _stream(self, log: JobLog, after: LogMessage) -> None:
         """Stream the log's messages after `after` until its end (JuliaHubError if not)."""
-        wait = self._client.limiter.reserve(background=True)
-        if wait > 0:
-            await asyncio.sleep(wait)
-        self._streams += 1
+        self._streams += 1  # counted while it waits its turn too: the cap holds
         try:
+            wait = self._client.limiter.reserve(background=True)
+            if wait > 0:
+                await asyncio.sleep(wait)
             async with open_log_stream(self._http(), self._client, log.jobname, after) as stream:
                 reference = after
                 while True:
                     batch = await stream.next_batch()
-                    # A small append to the page cache: written here, on the loop.
+                    # A small append to the page cache, written here on the loop
+                    # (the last also fsyncs the log and renames it: once per log).
                     log.apply_newer(reference, batch.messages, bottom=batch.bottom)
                     log.mark_current()
                     if batch.messages:
