@@ -3,11 +3,13 @@ and LRU eviction, blobs checked on first use, bounded workers, unmount and resum
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Emulator, wait_for
@@ -21,6 +23,11 @@ from jhfs.state.files import FileCache
 from jhfs.state.pools import CONNECTION_WORKERS, HASH_WORKERS
 
 MIB = 1 << 20
+
+
+def file_cache(client: JuliaHubClient, cache_dir: Path, **options: Any) -> FileCache:
+    """A FileCache as a mount makes it; no finished log is open."""
+    return FileCache(client, cache_dir, log_in_use=lambda path: False, **options)
 
 
 @pytest.fixture
@@ -74,10 +81,24 @@ def blob_path(cache_dir: Path, file: JobFile) -> Path:
     return cache_dir / "blobs" / file.hash.digest.hex()
 
 
-def cached(cache: FileCache, cache_dir: Path, file: JobFile) -> None:
-    """Read `file` whole and wait for its blob (renamed in just after the last read)."""
+def cached(cache: FileCache, file: JobFile) -> None:
+    """Read `file` whole and wait until the cache trusts its blob (its download
+    ends just after the last read)."""
     assert hashlib.sha256(fetch(cache, file)).digest() == file.hash.digest
-    wait_for(blob_path(cache_dir, file).exists, what="the blob")
+
+    def trusted() -> bool:
+        blob = cache.open_blob(file)
+        if blob is not None:
+            blob.close()
+        return blob is not None
+
+    wait_for(trusted, what="the blob")
+
+
+def age(cache_dir: Path, *files: JobFile) -> None:
+    """Make blobs the least recently used (their mtime the epoch)."""
+    for file in files:
+        os.utime(blob_path(cache_dir, file), ns=(0, 0))
 
 
 def stored(cache_dir: Path) -> int:
@@ -92,6 +113,13 @@ def stored(cache_dir: Path) -> int:
 
 def threads_named(prefix: str) -> int:
     return sum(1 for t in threading.enumerate() if t.name.startswith(prefix))
+
+
+def no_other_workers() -> None:
+    """Let the workers of caches that earlier tests left unclosed end: a pool
+    nobody references any more ends its threads once collected."""
+    gc.collect()
+    wait_for(lambda: threads_named("jhfs-") == 0, what="other caches' workers to end")
 
 
 # -- size and eviction ------------------------------------------------------------------
@@ -153,11 +181,12 @@ def test_the_cache_stays_within_its_size_and_reads_stay_right(
     fresh_emulator: Emulator, client: JuliaHubClient, tmp_path: Path
 ) -> None:
     files = result_files(fresh_emulator, client, [2 * MIB] * 6)
-    cache = FileCache(client, tmp_path, max_size=5 * MIB)
+    cache = file_cache(client, tmp_path, max_size=5 * MIB)
     for file in files:
-        cached(cache, tmp_path, file)
+        cached(cache, file)
         assert stored(tmp_path) <= 5 * MIB
-    assert [blob_path(tmp_path, f).exists() for f in files] == [False] * 4 + [True] * 2
+    kept = [f for f in files if blob_path(tmp_path, f).exists()]
+    assert len(kept) == 2 and kept[-1] is files[-1]
     # An evicted file is downloaded again, right.
     before = downloads(fresh_emulator)
     assert hashlib.sha256(fetch(cache, files[0])).digest() == files[0].hash.digest
@@ -169,17 +198,19 @@ def test_an_open_blob_is_not_evicted_and_recency_counts_opens(
     fresh_emulator: Emulator, client: JuliaHubClient, tmp_path: Path
 ) -> None:
     files = result_files(fresh_emulator, client, [2 * MIB] * 4)
-    cache = FileCache(client, tmp_path, max_size=5 * MIB)
-    cached(cache, tmp_path, files[0])
-    cached(cache, tmp_path, files[1])
-    held = cache.open_blob(files[0])  # the oldest, but open
+    cache = file_cache(client, tmp_path, max_size=5 * MIB)
+    cached(cache, files[0])
+    cached(cache, files[1])
+    held = cache.open_blob(files[0])
     assert held is not None
-    cached(cache, tmp_path, files[2])  # room for it: files[1] goes, not the open files[0]
+    age(tmp_path, files[0])  # the oldest, but open
+    cached(cache, files[2])  # room for it: files[1] goes, not the open files[0]
     assert blob_path(tmp_path, files[0]).exists()
     assert not blob_path(tmp_path, files[1]).exists()
     held.close()
+    age(tmp_path, files[0], files[2])
     fetch(cache, files[0])  # an open counts as use: files[2] is now the oldest
-    cached(cache, tmp_path, files[3])
+    cached(cache, files[3])
     assert blob_path(tmp_path, files[0]).exists()
     assert not blob_path(tmp_path, files[2]).exists()
     cache.close()
@@ -189,7 +220,7 @@ def test_a_file_larger_than_the_limit_is_served_and_goes_when_closed(
     fresh_emulator: Emulator, client: JuliaHubClient, tmp_path: Path
 ) -> None:
     (big,) = result_files(fresh_emulator, client, [3 * MIB])
-    cache = FileCache(client, tmp_path, max_size=2 * MIB)
+    cache = file_cache(client, tmp_path, max_size=2 * MIB)
     download = cache.download(big)
     assert download is not None
     assert hashlib.sha256(read_all(download)).digest() == big.hash.digest
@@ -212,7 +243,7 @@ def test_finished_logs_are_evicted_unless_in_use(
     cache = FileCache(
         client, tmp_path, max_size=3 * MIB, log_in_use=lambda path: path.name == "a.log"
     )
-    cached(cache, tmp_path, file)
+    cached(cache, file)
     assert (logs / "a.log").exists()
     assert not (logs / "b.log").exists()
     cache.close()
@@ -225,9 +256,9 @@ def test_a_cut_blob_is_deleted_at_open_and_downloaded_again(
     fresh_emulator: Emulator, client: JuliaHubClient, tmp_path: Path
 ) -> None:
     (file,) = result_files(fresh_emulator, client, [3 * MIB])
-    cached(FileCache(client, tmp_path), tmp_path, file)
+    cached(file_cache(client, tmp_path), file)
     os.truncate(blob_path(tmp_path, file), MIB)
-    cache = FileCache(client, tmp_path)
+    cache = file_cache(client, tmp_path)
     before = downloads(fresh_emulator)
     download = cache.download(file)
     assert download is not None and not download.checking
@@ -243,14 +274,14 @@ def test_a_flipped_byte_in_a_blob_fails_its_reads_and_deletes_it(
     fresh_emulator: Emulator, client: JuliaHubClient, tmp_path: Path, strict: bool
 ) -> None:
     (file,) = result_files(fresh_emulator, client, [3 * MIB])
-    cached(FileCache(client, tmp_path), tmp_path, file)
+    cached(file_cache(client, tmp_path), file)
     path = blob_path(tmp_path, file)
     with path.open("r+b") as blob:
         blob.seek(file.size // 2)
         byte = blob.read(1)
         blob.seek(file.size // 2)
         blob.write(bytes([byte[0] ^ 0xFF]))
-    cache = FileCache(client, tmp_path, strict=strict)
+    cache = file_cache(client, tmp_path, strict=strict)
     before = downloads(fresh_emulator)
     check = cache.download(file)
     assert check is not None and check.checking
@@ -277,8 +308,8 @@ def test_a_blob_is_checked_once_per_mount_by_many_readers(
     fresh_emulator: Emulator, client: JuliaHubClient, tmp_path: Path
 ) -> None:
     (file,) = result_files(fresh_emulator, client, [20 * MIB])
-    cached(FileCache(client, tmp_path), tmp_path, file)
-    cache = FileCache(client, tmp_path)
+    cached(file_cache(client, tmp_path), file)
+    cache = file_cache(client, tmp_path)
     checks: list[Download] = []
     for _ in range(8):
         check = cache.download(file)
@@ -311,7 +342,8 @@ def test_many_slow_downloads_share_a_bounded_number_of_workers(
 ) -> None:
     files = result_files(fresh_emulator, client, [300_000] * 40)
     fresh_emulator.fault(endpoint="download", mode="throttle", rate=1_000_000)
-    cache = FileCache(client, tmp_path)
+    no_other_workers()
+    cache = file_cache(client, tmp_path)
     before = threading.active_count()
     started = [cache.download(file) for file in files]
     most = [0]
@@ -339,7 +371,8 @@ def test_close_lets_waiting_reads_go_and_keeps_the_bytes_for_the_next_mount(
 ) -> None:
     (file,) = result_files(fresh_emulator, client, [24 * MIB])
     fresh_emulator.fault(endpoint="download", mode="throttle", rate=4_000_000)
-    cache = FileCache(client, tmp_path)
+    no_other_workers()
+    cache = file_cache(client, tmp_path)
     download = cache.download(file)
     assert download is not None
     outcome: list[BaseException] = []
@@ -364,7 +397,7 @@ def test_close_lets_waiting_reads_go_and_keeps_the_bytes_for_the_next_mount(
 
     # The next mount (after a stale-temp cleaning) resumes: only the rest is sent.
     fresh_emulator.admin("DELETE", "faults")
-    later = FileCache(client, tmp_path)
+    later = file_cache(client, tmp_path)
     assert hashlib.sha256(fetch(later, file)).digest() == file.hash.digest
     resent = fresh_emulator.settled_bytes_sent() - sent
     assert resent < file.size - 2 * MIB
@@ -377,7 +410,7 @@ def test_a_paused_download_beyond_the_limit_is_kept_on_disk_and_resumed(
 ) -> None:
     files = result_files(fresh_emulator, client, [2 * MIB] * 5)
     fresh_emulator.fault(endpoint="download", mode="throttle", rate=2_000_000)
-    cache = FileCache(client, tmp_path)
+    cache = file_cache(client, tmp_path)
     first = cache.download(files[0])
     assert first is not None
     assert first.readinto(memoryview(bytearray(100)), 0) == 100

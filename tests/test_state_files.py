@@ -11,6 +11,7 @@ import stat
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Emulator, wait_for
@@ -27,6 +28,11 @@ from jhfs.state.download import CHUNK_SIZE, Download
 from jhfs.state.errors import FileNotReadyError, IntegrityError
 from jhfs.state.files import FileCache
 from jhfs.state.flight import SingleFlight
+
+
+def file_cache(client: JuliaHubClient, cache_dir: Path, **options: Any) -> FileCache:
+    """A FileCache as a mount makes it; no finished log is open."""
+    return FileCache(client, cache_dir, log_in_use=lambda path: False, **options)
 
 
 @pytest.fixture
@@ -97,7 +103,7 @@ def test_download_verifies_publishes_the_blob_and_is_reused(
     content = b"some result bytes\n" * 1000
     file = result_job(emulator, client, content=base64.b64encode(content).decode())
     cache_dir = tmp_path / "cache" / "server"
-    cache = FileCache(client, cache_dir)
+    cache = file_cache(client, cache_dir)
     assert cache.open_blob(file) is None
     before = downloads(emulator)
 
@@ -112,7 +118,7 @@ def test_download_verifies_publishes_the_blob_and_is_reused(
     wait_for(lambda: blob_bytes(cache, file) == content, what="the blob checked")
     # A later mount of the same cache directory finds it too, and checks it
     # once before trusting it.
-    later = FileCache(client, cache_dir)
+    later = file_cache(client, cache_dir)
     assert blob_bytes(later, file) is None
     check = later.download(file)
     assert check is not None and check.checking
@@ -130,7 +136,7 @@ def test_bytes_are_readable_while_they_arrive_but_the_end_waits_for_the_hash(
     size = 2_000_000
     file = result_job(fresh_emulator, client, size=size, seed=3)
     fresh_emulator.fault(endpoint="download", mode="throttle", rate=1_000_000)
-    cache = FileCache(client, tmp_path)
+    cache = file_cache(client, tmp_path)
     download = cache.download(file)
     assert download is not None
     first = read_from(download, 0, 1000)
@@ -153,7 +159,7 @@ def test_strict_mode_serves_nothing_before_the_whole_file_matched(
     size = 1_000_000
     file = result_job(fresh_emulator, client, size=size, seed=4)
     fresh_emulator.fault(endpoint="download", mode="throttle", rate=2_000_000)
-    download = FileCache(client, tmp_path, strict=True).download(file)
+    download = file_cache(client, tmp_path, strict=True).download(file)
     assert download is not None
     assert len(read_from(download, 0, 100)) == 100
     assert fresh_emulator.bytes_sent() >= size
@@ -166,7 +172,7 @@ def test_a_corrupt_download_fails_every_read_of_it_once_and_the_next_open_downlo
 ) -> None:
     client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token))
     file = result_job(fresh_emulator, client, size=3 << 20)
-    cache = FileCache(client, tmp_path)
+    cache = file_cache(client, tmp_path)
     fresh_emulator.fault(endpoint="download", mode="corrupt", count=1)
     download = cache.download(file)
     assert download is not None
@@ -193,7 +199,7 @@ def test_interrupted_download_is_completed_with_the_right_bytes(
     client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token))
     file = result_job(fresh_emulator, client, size=5 << 20, seed=7)
     fresh_emulator.fault(endpoint="download", mode=fault, count=1)
-    content = fetch(FileCache(client, tmp_path), file)
+    content = fetch(file_cache(client, tmp_path), file)
     assert len(content) == 5 << 20
     assert hashlib.sha256(content).digest() == file.hash.digest
     assert fresh_emulator.stats()["requests"]["download"] == 2  # cut, then the rest
@@ -210,7 +216,7 @@ def test_a_large_file_on_a_slow_connection_comes_in_ranges_over_parallel_connect
     fresh_emulator.fault(endpoint="download", mode="throttle", rate=20_000_000)
     before = fresh_emulator.bytes_sent()
     with caplog.at_level(logging.DEBUG, logger="jhfs.state.download"):
-        content = fetch(FileCache(client, tmp_path, streams=4), file)
+        content = fetch(file_cache(client, tmp_path, streams=4), file)
     assert hashlib.sha256(content).digest() == file.hash.digest
     assert downloads(fresh_emulator) == 6  # one request per chunk
     assert fresh_emulator.bytes_sent() - before == size
@@ -230,7 +236,7 @@ def test_a_fast_connection_stays_alone(
     size = 3 * CHUNK_SIZE
     file = result_job(fresh_emulator, client, size=size, seed=13)
     with caplog.at_level(logging.DEBUG, logger="jhfs.state.download"):
-        content = fetch(FileCache(client, tmp_path, streams=4), file)
+        content = fetch(file_cache(client, tmp_path, streams=4), file)
     assert hashlib.sha256(content).digest() == file.hash.digest
     assert downloads(fresh_emulator) == 3  # the ranges, one after the other
     assert "MB/s; it stays alone" in caplog.text
@@ -246,7 +252,7 @@ def test_a_server_that_ignores_range_gets_one_stream(
     file = result_job(fresh_emulator, client, size=size, seed=9)
     fresh_emulator.fault(endpoint="download", mode="no_range")
     before = fresh_emulator.bytes_sent()
-    content = fetch(FileCache(client, tmp_path, streams=4), file)
+    content = fetch(file_cache(client, tmp_path, streams=4), file)
     assert hashlib.sha256(content).digest() == file.hash.digest
     assert downloads(fresh_emulator) == 1
     assert fresh_emulator.bytes_sent() - before == size
@@ -261,7 +267,7 @@ def test_a_server_that_stops_answering_ranges_midway_gets_one_stream_from_what_i
     file = result_job(fresh_emulator, client, size=size, seed=14)
     fresh_emulator.fault(endpoint="download", mode="throttle", rate=10_000_000)
     before = fresh_emulator.bytes_sent()
-    download = FileCache(client, tmp_path, streams=4).download(file)
+    download = file_cache(client, tmp_path, streams=4).download(file)
     assert download is not None
     wait_for(lambda: fresh_emulator.bytes_sent() - before > 2 * CHUNK_SIZE, what="ranges in flight")
     fresh_emulator.fault(endpoint="download", mode="no_range")
@@ -279,7 +285,7 @@ def test_the_last_reader_leaving_stops_the_download_and_the_next_resumes_it(
     size = 3 * CHUNK_SIZE
     file = result_job(fresh_emulator, client, size=size, seed=10)
     fresh_emulator.fault(endpoint="download", mode="throttle", rate=2_000_000)
-    cache = FileCache(client, tmp_path, streams=3)
+    cache = file_cache(client, tmp_path, streams=3)
     before = fresh_emulator.bytes_sent()
     download = cache.download(file)
     assert download is not None
@@ -305,7 +311,7 @@ def test_a_read_still_waiting_when_the_last_reader_leaves_is_let_go(
     client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token))
     file = result_job(fresh_emulator, client, size=4_000_000, seed=12)
     fresh_emulator.fault(endpoint="download", mode="throttle", rate=500_000)
-    download = FileCache(client, tmp_path).download(file)
+    download = file_cache(client, tmp_path).download(file)
     assert download is not None
     outcome: list[BaseException] = []
 
@@ -331,7 +337,7 @@ def test_a_remaining_reader_keeps_the_download_going(
     client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token))
     file = result_job(fresh_emulator, client, size=2_000_000, seed=11)
     fresh_emulator.fault(endpoint="download", mode="throttle", rate=4_000_000)
-    cache = FileCache(client, tmp_path)
+    cache = file_cache(client, tmp_path)
     staying, leaving = cache.download(file), cache.download(file)
     assert staying is leaving is not None
     leaving.detach()
@@ -346,7 +352,7 @@ def test_download_failing_after_retries_fails_its_readers_and_is_retried_later(
 ) -> None:
     client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token), retries=1)
     file = result_job(fresh_emulator, client, size=1 << 20)
-    cache = FileCache(client, tmp_path)
+    cache = file_cache(client, tmp_path)
     fresh_emulator.fault(endpoint="download", mode="reset", count=2)
     download = cache.download(file)
     assert download is not None
@@ -364,7 +370,7 @@ def test_many_concurrent_readers_make_one_download(
 ) -> None:
     client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token))
     file = result_job(fresh_emulator, client, size=8 << 20)
-    cache = FileCache(client, tmp_path)
+    cache = file_cache(client, tmp_path)
     # A slow start keeps the download in flight while every reader arrives.
     fresh_emulator.fault(endpoint="download", mode="delay", delay=1.0, count=1)
     start = threading.Barrier(16)
@@ -428,7 +434,7 @@ def test_file_still_uploading_is_not_ready_without_a_request(
 ) -> None:
     file = result_job(emulator, client, uploading=True)
     assert not file.is_uploaded
-    cache = FileCache(client, tmp_path)
+    cache = file_cache(client, tmp_path)
     before = downloads(emulator)
     with pytest.raises(FileNotReadyError):
         cache.download(file)
@@ -438,11 +444,11 @@ def test_file_still_uploading_is_not_ready_without_a_request(
 def test_leftovers_of_a_dead_process_are_removed_at_start(
     emulator: Emulator, client: JuliaHubClient, tmp_path: Path
 ) -> None:
-    FileCache(client, tmp_path)
+    file_cache(client, tmp_path)
     dead = tmp_path / "tmp" / "999999999.abc.part"  # beyond pid_max: no such process
     live = tmp_path / "tmp" / f"{os.getpid()}.def.part"  # a download of a mount still running
     dead.write_bytes(b"partial")
     live.write_bytes(b"partial")
-    FileCache(client, tmp_path)
+    file_cache(client, tmp_path)
     assert not dead.exists()
     assert live.exists()

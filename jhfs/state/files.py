@@ -54,10 +54,6 @@ DEFAULT_MAX_SIZE = 10 << 30  # --cache-max-size
 STOP_TIMEOUT = 1.0  # seconds the unmount waits for download workers to stop
 
 
-def _logs_always_in_use(path: Path) -> bool:
-    return True
-
-
 class Blob:
     """A verified blob open for a reader; `close` when done."""
 
@@ -91,7 +87,7 @@ class FileCache:
         streams: int = DEFAULT_STREAMS,
         strict: bool = False,
         max_size: int = DEFAULT_MAX_SIZE,
-        log_in_use: Callable[[Path], bool] = _logs_always_in_use,
+        log_in_use: Callable[[Path], bool],
     ) -> None:
         self._client = client
         self._blobs = private_dir(private_dir(cache_dir) / "blobs")
