@@ -3,7 +3,7 @@ and LRU eviction, blobs checked on first use, bounded workers, unmount and resum
 
 from __future__ import annotations
 
-import gc
+import functools
 import hashlib
 import os
 import threading
@@ -20,7 +20,7 @@ from jhfs.state.cachesize import CacheSpace
 from jhfs.state.download import Download
 from jhfs.state.errors import IntegrityError, ShuttingDownError
 from jhfs.state.files import FileCache
-from jhfs.state.pools import CONNECTION_WORKERS, HASH_WORKERS
+from jhfs.state.pools import CONNECTION_WORKERS, HASH_WORKERS, WorkerPool
 
 MIB = 1 << 20
 
@@ -116,9 +116,7 @@ def threads_named(prefix: str) -> int:
 
 
 def no_other_workers() -> None:
-    """Let the workers of caches that earlier tests left unclosed end: a pool
-    nobody references any more ends its threads once collected."""
-    gc.collect()
+    """Let the workers of caches that earlier tests left unclosed end (idle, they do)."""
     wait_for(lambda: threads_named("jhfs-") == 0, what="other caches' workers to end")
 
 
@@ -447,3 +445,25 @@ def test_a_partial_download_that_does_not_describe_itself_is_deleted(tmp_path: P
     assert os.pread(claimed.fd, 200, 0) == b"y" * 40 + b"\0" * 60
     os.close(claimed.fd)
     assert partial.claim(tmp_path / "partial", tmp_path / "tmp", "cd", 100) is None
+
+
+def test_a_pool_runs_every_task_on_at_most_its_workers_in_order_and_then_ends() -> None:
+    pool = WorkerPool("jhfs-test", 4)
+    gate = threading.Event()
+    started: list[int] = []
+
+    def task(number: int) -> None:
+        started.append(number)
+        gate.wait(30)
+
+    for number in range(20):
+        assert pool.submit(functools.partial(task, number))
+    wait_for(lambda: len(started) == 4, what="four tasks running")
+    assert threads_named("jhfs-test") == 4
+    assert sorted(started) == [0, 1, 2, 3]  # the first ones queued
+    gate.set()
+    wait_for(lambda: len(started) == 20, what="every task")
+    assert sorted(started) == list(range(20))
+    pool.shutdown()
+    assert not pool.submit(lambda: None)
+    wait_for(lambda: threads_named("jhfs-test") == 0, what="the workers to end")
