@@ -364,8 +364,9 @@ def test_many_slow_downloads_share_a_bounded_number_of_workers(
 # -- unmount and resume ----------------------------------------------------------------
 
 
+@pytest.mark.parametrize("later_streams", [4, 1])
 def test_close_lets_waiting_reads_go_and_keeps_the_bytes_for_the_next_mount(
-    fresh_emulator: Emulator, client: JuliaHubClient, tmp_path: Path
+    fresh_emulator: Emulator, client: JuliaHubClient, tmp_path: Path, later_streams: int
 ) -> None:
     (file,) = result_files(fresh_emulator, client, [24 * MIB])
     fresh_emulator.fault(endpoint="download", mode="throttle", rate=4_000_000)
@@ -393,9 +394,10 @@ def test_close_lets_waiting_reads_go_and_keeps_the_bytes_for_the_next_mount(
     assert os.listdir(tmp_path / "partial") == [file.hash.digest.hex()]
     assert os.listdir(tmp_path / "tmp") == []
 
-    # The next mount (after a stale-temp cleaning) resumes: only the rest is sent.
+    # The next mount (after a stale-temp cleaning) resumes: only the rest is sent,
+    # also when it cuts the file into other chunks (one stream: one chunk).
     fresh_emulator.admin("DELETE", "faults")
-    later = file_cache(client, tmp_path)
+    later = file_cache(client, tmp_path, streams=later_streams)
     assert hashlib.sha256(fetch(later, file)).digest() == file.hash.digest
     resent = fresh_emulator.settled_bytes_sent() - sent
     assert resent < file.size - 2 * MIB

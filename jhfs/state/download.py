@@ -255,9 +255,19 @@ class Download:
             )
 
     def present(self) -> list[tuple[int, int]]:
-        """The byte ranges on disk (of a stopped download: they no longer change)."""
+        """The byte ranges on disk, adjacent ones joined (of a stopped download: they
+        no longer change). A resume may cut the file into other chunks."""
+        ranges: list[tuple[int, int]] = []
         with self._cond:
-            return [(c.start, c.start + c.written) for c in self._chunks if c.written]
+            for chunk in self._chunks:
+                if not chunk.written:
+                    continue
+                end = chunk.start + chunk.written
+                if ranges and ranges[-1][1] == chunk.start:
+                    ranges[-1] = (ranges[-1][0], end)
+                else:
+                    ranges.append((chunk.start, end))
+        return ranges
 
     def take_file(self) -> tuple[int, Path] | None:
         """The descriptor and path of a stopped download's bytes, now the caller's
