@@ -97,3 +97,23 @@ def test_unmounting_during_a_download_lets_the_reader_go_at_once(
         assert reader.returncode == 1
         assert "Input/output error" in errors
         assert not is_mounted(mount.path)
+
+
+def test_sigterm_while_a_lookup_waits_on_a_stalled_server_ends_the_process(mnt: Mount) -> None:
+    mnt.emulator.fault(**STALL)
+    cat = subprocess.Popen(
+        ["cat", str(mnt.jobs / "jr-stalled" / "status")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: job_requests(mnt.emulator) >= 1, what="the lookup to reach the server")
+        mnt.process.send_signal(signal.SIGTERM)
+        # The request itself is still stalled (for an hour, with a minute's deadline):
+        # it does not hold up the end of the process.
+        assert mnt.process.wait(timeout=20) == 0
+        _, errors = cat.communicate(timeout=20)
+    finally:
+        cat.kill()
+    assert "Input/output error" in errors

@@ -16,9 +16,9 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from jhfs.client import TransferCancelled
+from jhfs.state.pools import WorkerPool
 
 POLL = 0.1  # seconds between checks: Ctrl-C is answered within this
 WORKERS = 8  # requests run at once for user operations, mount-wide
@@ -29,11 +29,13 @@ class Waiter:
 
     def __init__(self, abandoned: Callable[[], bool], workers: int = WORKERS) -> None:
         self._abandoned = abandoned
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="jhfs-request")
+        self._pool = WorkerPool("jhfs-request", workers)
 
     def submit(self, work: Callable[[], None]) -> None:
         """Run `work` on the pool, in the caller's context (its deadline)."""
-        self._pool.submit(contextvars.copy_context().run, work)
+        context = contextvars.copy_context()
+        if not self._pool.submit(lambda: context.run(work)):
+            work()  # the mount is ending: in this thread, as without a Waiter
 
     def wait(self, done: threading.Event, what: str) -> None:
         """Until `done` is set; TransferCancelled once nobody waits for `what`."""
@@ -42,5 +44,6 @@ class Waiter:
                 raise TransferCancelled(f"stopped waiting for {what}")
 
     def close(self) -> None:
-        """Work not started yet is dropped; work in progress ends with its requests."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Take no more work; what is queued still runs, on daemon threads that
+        do not hold up the end of the process."""
+        self._pool.shutdown()
