@@ -216,7 +216,7 @@ def test_an_open_of_a_current_log_asks_nothing(emulator: Emulator, store: LogSto
     try:
         tail = store.open(jobname)  # followed: tail -f
         wait_for(lambda: requests(emulator, "stream_logs") >= 1, what="a stream")
-        wait_for(lambda: tail.log.size > 0 and tail.log.newest is not None, what="lines")
+        wait_grows(tail, 5, "lines over the stream")
         before = log_requests(emulator)
         cat = store.open(jobname)  # and a cat of the same log meanwhile
         assert log_requests(emulator) == before

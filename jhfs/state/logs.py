@@ -15,9 +15,10 @@ it. The next open fetches it again.
 Fetching: the server pages newest first, so a backlog is fetched page by page
 towards the top into chunk files that are then joined oldest first. An open
 of a running log known before catches up with one page after its newest
-message. While a running log is open, jhfs.state.logfollow appends what the
-job logs, and following stops at the last close; nothing is asked about a
-log nobody has open.
+message (none if it was brought up to now in the last CURRENT_FOR seconds).
+While a running log is open, jhfs.state.logfollow appends what the job logs,
+and following stops at the last close; nothing is asked about a log nobody
+has open.
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ class JobLog:
         self._complete = False  # the bottom was seen: the file is final
         self._ended = False  # the job is done but no bottom came: nothing to follow
         self._newest: LogMessage | None = None  # paging reference for newer messages
-        self._current_until = 0.0  # the follower's news make the log current until then
+        self._current_until = 0.0  # brought up to now lately: current until then
         self._handles = 0  # open files
         self._following = False  # a follow is asked for or running (it holds a pin)
         self.pins = 0  # open files + follow: the store keeps it in memory (store's lock)
@@ -246,7 +247,7 @@ class JobLog:
             return self._complete or self._ended
 
     def mark_current(self) -> None:
-        """The follower has just heard from the server: opens need not ask for a while."""
+        """The log was just brought up to now: opens need not ask for a while."""
         with self._lock:
             self._current_until = self._store.clock() + CURRENT_FOR
 
@@ -324,8 +325,9 @@ class JobLog:
                 if self._final_path.exists():
                     return
             elif self._loaded and self._store.clock() < self._current_until:
-                return  # the follower has it
+                return  # fetched or followed a moment ago
         self._flight.do(_SYNC, self._sync)
+        self.mark_current()
 
     def _sync(self) -> int:
         """Bring the file up to now (inside the single flight); returns messages added."""
