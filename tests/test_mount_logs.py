@@ -1,4 +1,5 @@
-"""logs through a real mount: a finished job's whole log, and `tail -f` of a running one."""
+"""logs through a real mount: a finished job's whole log, `tail -f` of a running one, and a
+cached log deleted by eviction."""
 
 from __future__ import annotations
 
@@ -72,3 +73,21 @@ def test_read_past_the_known_end_is_eof_at_once(mnt: Mount, emulator: Emulator) 
     finally:
         os.close(fd)
         sh(f"echo kill > {mnt.job(jobname)}/ctl")
+
+
+def test_a_cached_log_deleted_under_an_open_file_reads_on_and_comes_back(
+    mnt: Mount, emulator: Emulator
+) -> None:
+    jobname = emulator.create_finished(status="Completed", log_lines=2_000)
+    logs = mnt.job(jobname) / "logs"
+    with logs.open("rb") as held:
+        first = held.read(100)
+        # In logs/ of the server's own subdirectory of the cache directory.
+        (found,) = mnt.cache_dir.rglob(f"logs/{jobname}.log")
+        expected = found.read_bytes()
+        found.unlink()  # as the eviction of another mount sharing the cache may
+        assert first + held.read() == expected  # the open file reads on to its end
+    before = emulator.stats()["requests"]["get_logs"]
+    assert logs.read_bytes() == expected  # fetched again, once
+    assert emulator.stats()["requests"]["get_logs"] == before + 1
+    assert found.read_bytes() == expected
