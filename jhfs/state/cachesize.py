@@ -105,7 +105,8 @@ class CacheSpace:
         fs = os.statvfs(self._directories[0])
         used = (fs.f_blocks - fs.f_bfree) * fs.f_frsize
         capacity = (fs.f_blocks - fs.f_bfree + fs.f_bavail) * fs.f_frsize
-        return used + incoming <= MAX_FILL * capacity
+        # A file system that reports no blocks (some network or FUSE ones) has no fill to keep.
+        return capacity == 0 or used + incoming <= MAX_FILL * capacity
 
     def _scan(self) -> list[tuple[int, int, Path]]:
         """(mtime ns, size, path) of every file in the directories."""
