@@ -54,6 +54,14 @@ DEFAULT_MAX_SIZE = 10 << 30  # --cache-max-size
 STOP_TIMEOUT = 1.0  # seconds the unmount waits for download workers to stop
 
 
+def _touch(fd: int) -> None:
+    """Record a use of the file for eviction: its mtime (atime is often not kept)."""
+    try:
+        os.utime(fd)
+    except OSError as exc:  # a read-only cache: recency is only a hint
+        logger.debug("cannot record the use of a cached file: %s", exc)
+
+
 class Blob:
     """A verified blob open for a reader; `close` when done."""
 
@@ -142,7 +150,7 @@ class FileCache:
                 os.close(fd)
                 del self._checked[key]
                 return None
-            os.utime(fd)  # recency for eviction (atime is often not kept)
+            _touch(fd)
             self._blob_readers[key] = self._blob_readers.get(key, 0) + 1
         return Blob(self, key, fd)
 
@@ -229,7 +237,7 @@ class FileCache:
             return None
         size = os.fstat(fd).st_size
         if size == file.size:
-            os.utime(fd)  # recency
+            _touch(fd)
             return fd
         logger.warning(
             "%s: the cached blob has %d bytes instead of %d; deleted, downloading it again",
