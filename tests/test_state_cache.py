@@ -247,6 +247,28 @@ def test_finished_logs_are_evicted_unless_in_use(
     cache.close()
 
 
+def test_partial_downloads_count_against_the_size_and_are_evicted_like_blobs(
+    fresh_emulator: Emulator, client: JuliaHubClient, tmp_path: Path
+) -> None:
+    files = result_files(fresh_emulator, client, [2 * MIB] * 2)
+    fresh_emulator.fault(endpoint="download", mode="throttle", rate=4_000_000)
+    cache = file_cache(client, tmp_path, max_size=3 * MIB)
+    download = cache.download(files[0])
+    assert download is not None
+    assert download.readinto(memoryview(bytearray(100)), 0) == 100
+    cache.close()  # kept as a partial download
+    assert files[0].hash.digest is not None
+    kept = tmp_path / "partial" / files[0].hash.digest.hex()
+    assert kept.exists()
+    os.utime(kept, ns=(0, 0))
+    fresh_emulator.admin("DELETE", "faults")
+    later = file_cache(client, tmp_path, max_size=3 * MIB)
+    cached(later, files[1])  # 2 MiB more would not fit with the partial's 2 MiB
+    assert not kept.exists()
+    assert stored(tmp_path) <= 3 * MIB
+    later.close()
+
+
 # -- checks of cached blobs -------------------------------------------------------------
 
 
