@@ -67,7 +67,7 @@ class LogFollower:
 
     def __init__(self, client: JuliaHubClient) -> None:
         self._client = client
-        self._lock = threading.Lock()  # guards the fields below up to _tasks
+        self._lock = threading.Lock()  # guards the next three
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -84,19 +84,17 @@ class LogFollower:
         False when the follower is closed. `log.follow_ended(cancelled)` is
         called on the loop thread when the follow ends.
         """
-        with self._lock:
+        with self._lock:  # held while scheduling: close() then comes after it
             if self._closed:
                 return False
-            loop = self._start_loop()
-        loop.call_soon_threadsafe(self._start, log)
+            self._start_loop().call_soon_threadsafe(self._start, log)
         return True
 
     def unfollow(self, log: JobLog) -> None:
         """Stop following `log`, now (its current request's answer is dropped)."""
         with self._lock:
-            loop = None if self._closed else self._loop
-        if loop is not None:
-            loop.call_soon_threadsafe(self._stop, log)
+            if not self._closed and self._loop is not None:
+                self._loop.call_soon_threadsafe(self._stop, log)
 
     def close(self, timeout: float = 1.0) -> None:
         """Stop every follow, hang up the websockets, end the thread: within `timeout`."""
