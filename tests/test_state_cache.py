@@ -285,7 +285,8 @@ def test_a_cut_blob_is_deleted_at_open_and_downloaded_again(
     assert hashlib.sha256(read_all(download)).digest() == file.hash.digest
     cache.release(download)
     assert downloads(fresh_emulator) > before
-    wait_for(lambda: blob_path(tmp_path, file).stat().st_size == file.size, what="the new blob")
+    blob = blob_path(tmp_path, file)
+    wait_for(lambda: blob.exists() and blob.stat().st_size == file.size, what="the new blob")
     cache.close()
 
 
