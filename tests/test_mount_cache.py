@@ -41,11 +41,14 @@ def server_dir(cache_dir: Path) -> Path:
 
 def stored(cache_dir: Path) -> int:
     """Bytes the size limit counts: blobs, finished logs, partial downloads."""
-    return sum(
-        path.stat().st_size
-        for name in ("blobs", "logs", "partial")
-        for path in server_dir(cache_dir).glob(f"{name}/*")
-    )
+    total = 0
+    for name in ("blobs", "logs", "partial"):
+        for path in server_dir(cache_dir).glob(f"{name}/*"):
+            try:
+                total += path.stat().st_size
+            except FileNotFoundError:
+                pass  # evicted while we looked
+    return total
 
 
 def copy(source: Path, target: Path) -> subprocess.CompletedProcess[str]:
