@@ -4,6 +4,7 @@ sharing one cache directory, and downloads resumed by the next mount."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import signal
 import subprocess
@@ -44,10 +45,8 @@ def stored(cache_dir: Path) -> int:
     total = 0
     for name in ("blobs", "logs", "partial"):
         for path in server_dir(cache_dir).glob(f"{name}/*"):
-            try:
+            with contextlib.suppress(FileNotFoundError):  # evicted while we looked
                 total += path.stat().st_size
-            except FileNotFoundError:
-                pass  # evicted while we looked
     return total
 
 
