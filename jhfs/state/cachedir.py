@@ -3,7 +3,7 @@
 Layout under the per-server cache directory (all dirs 0700, files 0600):
   blobs/<hex sha256>   verified job files (files.FileCache)
   logs/<jobname>.log   complete logs of finished jobs (logs.LogStore)
-  partial/<hex sha256> downloads stopped at an unmount, kept to resume (download.Partial)
+  partial/<hex sha256> downloads stopped before their end, kept to resume (partial)
   tmp/<pid>.*          downloads, log chunks and growing logs in progress
 Temporary names start with the owning process id, so a later mount can delete
 what a crashed one left behind without touching a live mount's files. A file
