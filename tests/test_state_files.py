@@ -94,7 +94,7 @@ def fetch(cache: FileCache, file: JobFile) -> bytes:
     try:
         return read_all(download)
     finally:
-        download.detach()
+        cache.release(download)
 
 
 def test_download_verifies_publishes_the_blob_and_is_reused(
@@ -148,7 +148,7 @@ def test_bytes_are_readable_while_they_arrive_but_the_end_waits_for_the_hash(
     assert fresh_emulator.bytes_sent() >= size
     assert hashlib.sha256(rest).digest() == file.hash.digest
     assert rest[:1000] == first
-    download.detach()
+    cache.release(download)
     client.close()
 
 
@@ -182,7 +182,7 @@ def test_a_corrupt_download_fails_every_read_of_it_once_and_the_next_open_downlo
     for offset in (0, file.size - 10):
         with pytest.raises(IntegrityError):
             read_from(download, offset, 10)
-    download.detach()
+    cache.release(download)
     assert downloads(fresh_emulator) == 1
     assert os.listdir(tmp_path / "blobs") == []
     wait_for(lambda: os.listdir(tmp_path / "tmp") == [], what="the bad bytes to be deleted")
@@ -290,7 +290,7 @@ def test_the_last_reader_leaving_stops_the_download_and_the_next_resumes_it(
     download = cache.download(file)
     assert download is not None
     assert len(read_from(download, 0, 100)) == 100
-    download.detach()
+    cache.release(download)
     stopped_at = fresh_emulator.settled_bytes_sent() - before
     assert stopped_at < size
     assert cache.open_blob(file) is None
@@ -340,9 +340,9 @@ def test_a_remaining_reader_keeps_the_download_going(
     cache = file_cache(client, tmp_path)
     staying, leaving = cache.download(file), cache.download(file)
     assert staying is leaving is not None
-    leaving.detach()
+    cache.release(leaving)
     assert hashlib.sha256(read_all(staying)).digest() == file.hash.digest
-    staying.detach()
+    cache.release(staying)
     assert downloads(fresh_emulator) == 1
     client.close()
 
@@ -358,7 +358,7 @@ def test_download_failing_after_retries_fails_its_readers_and_is_retried_later(
     assert download is not None
     with pytest.raises(ServerUnreachableError):
         read_all(download)
-    download.detach()
+    cache.release(download)
     assert os.listdir(tmp_path / "blobs") == []
     wait_for(lambda: os.listdir(tmp_path / "tmp") == [], what="the partial bytes to go")
     assert len(fetch(cache, file)) == 1 << 20

@@ -54,6 +54,12 @@ DEFAULT_MAX_SIZE = 10 << 30  # --cache-max-size
 STOP_TIMEOUT = 1.0  # seconds the unmount waits for download workers to stop
 
 
+def _key(file: JobFile) -> str:
+    """The blob name of a file whose hash is known (a Download's)."""
+    assert file.hash.digest is not None
+    return file.hash.digest.hex()
+
+
 def _touch(fd: int) -> None:
     """Record a use of the file for eviction: its mtime (atime is often not kept)."""
     try:
@@ -72,7 +78,7 @@ class Blob:
 
     def close(self) -> None:
         os.close(self.fd)
-        self._cache._blob_closed(self._key)
+        self._cache._closed_one(self._key)
 
 
 class FileCache:
@@ -112,7 +118,9 @@ class FileCache:
         self._lock = threading.Lock()
         self._closed = False
         self._downloads: dict[str, Download] = {}  # by digest, oldest first
-        self._blob_readers: dict[str, int] = {}  # open Blobs by digest
+        # Open files of this mount by digest (Blobs and attached Downloads): what
+        # eviction must leave alone.
+        self._open: dict[str, int] = {}
         self._checked: dict[str, int] = {}  # digest -> inode, oldest first
         # Digests of downloads that ended unverified (failed or dropped) since
         # an open last asked: the kernel may hold pages of their bytes.
@@ -151,7 +159,7 @@ class FileCache:
                 del self._checked[key]
                 return None
             _touch(fd)
-            self._blob_readers[key] = self._blob_readers.get(key, 0) + 1
+            self._opened(key)
         return Blob(self, key, fd)
 
     def download(self, file: JobFile) -> Download | None:
@@ -175,6 +183,7 @@ class FileCache:
             download = self._start(file, path)
             self._downloads[key] = download
             download.attach()
+            self._opened(key)
         for paused in to_stop:
             self._keep_partial(paused)
         return download
@@ -182,7 +191,7 @@ class FileCache:
     def release(self, download: Download) -> None:
         """A reader of `download` closed the file."""
         download.detach()
-        self._trim()
+        self._closed_one(_key(download.file))
 
     def _live(self, key: str) -> Download | None:
         # Lock held.
@@ -192,6 +201,7 @@ class FileCache:
         if download is None or download.failed:
             return None
         download.attach()
+        self._opened(key)
         return download
 
     def _start(self, file: JobFile, path: Path) -> Download:
@@ -290,7 +300,7 @@ class FileCache:
 
     def _ended(self, download: Download) -> None:
         # On a worker thread, once: verified, or failed.
-        key = download.file.hash.digest.hex() if download.file.hash.digest else ""
+        key = _key(download.file)
         with self._lock:
             if download.failed:
                 self._remember_unverified(key)
@@ -306,6 +316,7 @@ class FileCache:
                 self._space.added(download.size)
         elif download.dropped:
             self._space.added(-download.size)
+        self._trim()  # its last reader may have closed it before it ended
 
     def _remember_unverified(self, key: str) -> None:
         # Lock held. Bounded: the oldest are forgotten (the kernel has long
@@ -333,7 +344,7 @@ class FileCache:
         if taken is None:
             return
         fd, path = taken
-        key = download.file.hash.digest.hex() if download.file.hash.digest else ""
+        key = _key(download.file)
         self._space.unreserve(download.size)
         try:
             present = download.present()
@@ -356,11 +367,15 @@ class FileCache:
 
     # -- size -------------------------------------------------------------------------
 
-    def _blob_closed(self, key: str) -> None:
+    def _opened(self, key: str) -> None:
+        # Lock held.
+        self._open[key] = self._open.get(key, 0) + 1
+
+    def _closed_one(self, key: str) -> None:
         with self._lock:
-            count = self._blob_readers.pop(key) - 1
+            count = self._open.pop(key) - 1
             if count:
-                self._blob_readers[key] = count
+                self._open[key] = count
         self._trim()
 
     def _trim(self) -> None:
@@ -375,7 +390,7 @@ class FileCache:
             if directory == self._blobs:
                 key = path.name
                 with self._lock:  # no open of it in between
-                    if self._blob_readers.get(key) or key in self._downloads:
+                    if key in self._open or key in self._downloads:
                         return False
                     path.unlink()
                     self._checked.pop(key, None)
