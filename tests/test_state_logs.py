@@ -7,13 +7,14 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Emulator, wait_for
 
-from jhfs.client import JuliaHubClient, LogPage, ServerError, TokenSource
+from jhfs.client import JuliaHubClient, LogMessage, LogPage, ServerError, TokenSource
 from jhfs.client.pacing import RateLimiter, in_background
 from jhfs.state import logfollow
 from jhfs.state.logs import LogReader, LogStore, _file_name
@@ -457,6 +458,26 @@ def test_running_backlog_longer_than_a_page_is_fetched_in_order(
     reader.close()
     store.close()
     assert os.listdir(tmp_path / "tmp") == []  # a later mount could not resume it
+
+
+def test_overlapping_fetches_append_each_message_once(emulator: Emulator, store: LogStore) -> None:
+    # A stream and an open's catch-up may both bring the messages after one reference.
+    jobname = emulator.create_finished(status="Running", log_lines=10)
+    reader = store.open(jobname)
+    newest = reader.log.newest
+    assert newest is not None and newest.event_id == "10"
+
+    def message(number: int) -> LogMessage:
+        return replace(newest, message=f"new {number}", event_id=str(number))
+
+    eighth = replace(newest, event_id="8")
+    assert reader.log.apply_newer(eighth, [message(n) for n in (9, 10, 11, 12)], bottom=False) == 2
+    assert reader.log.apply_newer(eighth, [message(n) for n in (9, 10, 11)], bottom=False) == 0
+    assert reader.log.apply_newer(message(12), [message(13)], bottom=False) == 1
+    lines = read_all(reader).decode().splitlines()
+    assert lines[:10] == [synthetic_line(jobname, n) for n in range(1, 11)]
+    assert lines[10:] == ["new 11", "new 12", "new 13"]
+    reader.close()
 
 
 def test_log_file_names_stay_inside_the_logs_directory() -> None:
