@@ -16,6 +16,9 @@ from conftest import Emulator, wait_for
 
 from jhfs.client import JobFile, JuliaHubClient, TokenSource
 from jhfs.state import cachesize, partial
+from jhfs.state import download as download_module
+from jhfs.state import files as files_module
+from jhfs.state.cachedir import durable_rename
 from jhfs.state.cachesize import CacheSpace
 from jhfs.state.download import Download
 from jhfs.state.errors import IntegrityError, ShuttingDownError
@@ -426,6 +429,38 @@ def test_close_lets_waiting_reads_go_and_keeps_the_bytes_for_the_next_mount(
     assert resent < file.size - 2 * MIB
     assert os.listdir(tmp_path / "partial") == []
     later.close()
+
+
+def test_close_right_after_the_last_read_waits_for_the_blob_to_be_kept(
+    fresh_emulator: Emulator,
+    client: JuliaHubClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The last read returns once the hash matched, before the fsync and the
+    # rename; the process ends right after close(), and its workers with it.
+    monkeypatch.setattr(files_module, "STOP_TIMEOUT", 60.0)
+    renaming, disk = threading.Event(), threading.Event()
+
+    def slow_disk_rename(src: Path, dst: Path) -> None:
+        renaming.set()
+        disk.wait(60)
+        durable_rename(src, dst)
+
+    monkeypatch.setattr(download_module, "durable_rename", slow_disk_rename)
+    (file,) = result_files(fresh_emulator, client, [3 * MIB])
+    cache = file_cache(client, tmp_path)
+    download = cache.download(file)
+    assert download is not None
+    assert hashlib.sha256(read_all(download)).digest() == file.hash.digest
+    cache.release(download)
+    closer = threading.Thread(target=cache.close)
+    closer.start()
+    wait_for(renaming.is_set, what="the rename to start")
+    assert closer.is_alive()  # close() waits for it
+    disk.set()
+    closer.join(60)
+    assert blob_path(tmp_path, file).stat().st_size == file.size
 
 
 def test_a_paused_download_beyond_the_limit_is_kept_on_disk_and_resumed(

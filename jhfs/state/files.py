@@ -270,20 +270,23 @@ class FileCache:
     def close(self) -> None:
         """The mount ends: reads waiting for a download fail at once (ShuttingDownError),
         the workers stop (within STOP_TIMEOUT), and unfinished downloads are kept
-        as partial downloads for a later mount."""
+        as partial downloads for a later mount. A download verified just now gets
+        until then to be fsynced and renamed into the cache (the process ends
+        after this, and its workers with it)."""
         with self._lock:
             self._closed = True
             downloads = list(self._downloads.values())
             self._downloads.clear()
-        stopped = [download for download in downloads if download.shut_down()]
+        stopped = [download.shut_down() for download in downloads]
         self._workers.connections.shutdown()
         self._workers.hashing.shutdown()
         deadline = time.monotonic() + STOP_TIMEOUT
-        for download in stopped:
-            if download.wait_stopped(deadline):
-                self._keep_partial(download)
-            else:  # a worker still writes to it: its pid-named bytes go at the next start
+        for download, was_stopped in zip(downloads, stopped, strict=True):
+            if not download.wait_stopped(deadline):
+                # A worker still writes to it: its pid-named bytes go at the next start.
                 logger.warning("%s: did not stop in time; not kept", describe(download.file))
+            elif was_stopped:
+                self._keep_partial(download)
 
     def forget_failure(self, file: JobFile) -> bool:
         """Whether a download of `file` ended unverified (failed, or dropped while
