@@ -474,6 +474,8 @@ def test_overlapping_fetches_append_each_message_once(emulator: Emulator, store:
     assert reader.log.apply_newer(eighth, [message(n) for n in (9, 10, 11, 12)], bottom=False) == 2
     assert reader.log.apply_newer(eighth, [message(n) for n in (9, 10, 11)], bottom=False) == 0
     assert reader.log.apply_newer(message(12), [message(13)], bottom=False) == 1
+    # A server that sends the reference again: it is in the file already.
+    assert reader.log.apply_newer(message(13), [message(13)], bottom=False) == 0
     lines = read_all(reader).decode().splitlines()
     assert lines[:10] == [synthetic_line(jobname, n) for n in range(1, 11)]
     assert lines[10:] == ["new 11", "new 12", "new 13"]

@@ -75,13 +75,15 @@ def _newer_than(
 
     Two fetches after the same reference may overlap (a stream and an open's
     catch-up); the log only moves forward, so what is past `newest` is new.
+    (Also drops the reference itself, should a server send it again.)
     """
-    if newest is None or newest.event_id == reference.event_id:
+    if newest is None:
         return messages
     for index, message in enumerate(messages):
         if message.event_id == newest.event_id:
             return messages[index + 1 :]
-    return []  # all of them are in the file already
+    # Not among them: all new if they follow `newest`, else all in the file already.
+    return messages if newest.event_id == reference.event_id else []
 
 
 def _write_all(fd: int, data: bytes) -> None:
