@@ -186,8 +186,10 @@ def test_a_download_stopped_by_the_unmount_is_resumed_by_the_next_mount(
         else:  # a busy mount: jhfs umount ends its process, and the read fails
             unmounted = jhfs("umount", str(mount.path), env=jhfs_env(fresh_emulator))
             assert unmounted.returncode == 0, unmounted.stderr
-            _, errors = cp.communicate(timeout=30)
-            assert cp.returncode != 0 and "Input/output error" in errors
+            # Which error depends on whether cp's read was waiting in jhfs (EIO) or
+            # not yet taken up (ENOTCONN); test_mount_deadlines pins the first.
+            cp.communicate(timeout=30)
+            assert cp.returncode != 0
             assert mount.process.wait(timeout=30) == 0
     # Unmounted: the bytes are kept as a partial download.
     sent_before = fresh_emulator.settled_bytes_sent() - start
