@@ -59,8 +59,10 @@ KERNEL_TIMEOUT = 0.8
 # libfuse 3.14 (Debian 12) parses but never applies max_threads and keeps its
 # built-in 10; later versions take this. Idle threads beyond
 # FUSE_MAX_IDLE_THREADS end (3.14 also complains at every mount unless this
-# is given). More requests than threads wait in the kernel's queue.
-FUSE_MAX_THREADS = 16
+# is given). More requests than threads wait in the kernel's queue. With
+# the download pools (state.pools) and the request pool (state.waiting),
+# the process stays under 40 threads however many readers wait.
+FUSE_MAX_THREADS = 12
 FUSE_MAX_IDLE_THREADS = 10
 
 
