@@ -69,7 +69,9 @@ async def stream_logs(request: web.Request) -> web.StreamResponse:
                 await socket.send_str(BOTTOM_MARKER)
                 break
             change = asyncio.ensure_future(changed.wait())
-            done, _ = await asyncio.wait({change, reader}, timeout=refresh)
+            done, _ = await asyncio.wait(
+                {change, reader}, timeout=refresh, return_when=asyncio.FIRST_COMPLETED
+            )
             change.cancel()
             if reader in done:
                 break  # the client closed the stream

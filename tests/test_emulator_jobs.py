@@ -205,6 +205,28 @@ def test_stream_logs_tail_and_offset(emulator: Emulator) -> None:
     assert offsets == ["2", "3", "4", None]
 
 
+def test_stream_logs_sends_a_new_line_at_once_not_at_the_next_keep_alive(
+    emulator: Emulator,
+) -> None:
+    jobname = emulator.submit("while [ ! -f go ]; do sleep 0.02; done; echo c; sleep 600")
+    work_dir = emulator.admin("GET", f"jobs/{jobname}")["work_dir"]
+
+    async def first_frame() -> str:
+        query = {"jobname": jobname, "refresh_interval": "3600", "log_out_type": "json"}
+        async with aiohttp.ClientSession(headers=emulator.headers) as session:
+            url = emulator.url.replace("http://", "ws://") + "/ws/stream_logs"
+            async with session.ws_connect(url, params=query) as socket:
+                Path(work_dir, "go").touch()
+                # Nothing else would come for an hour: no keep-alive wakes the sender.
+                frame = await socket.receive(timeout=60)
+                return str(frame.data)
+
+    try:
+        assert json.loads(asyncio.run(first_frame()))["message"] == "c"
+    finally:
+        get(emulator, "/juliaruncloud/kill_job", jobname=jobname)
+
+
 def test_stream_logs_of_finished_job_ends_with_bottom(emulator: Emulator) -> None:
     jobname = emulator.create_finished(log_lines=3)
     assert [json.loads(f) for f in asyncio.run(_stream(emulator, jobname))] == [
