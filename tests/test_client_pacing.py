@@ -7,10 +7,10 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from conftest import Emulator
+from conftest import Emulator, wait_for
 
 from jhfs.client import JuliaHubClient, TokenSource
-from jhfs.client.errors import DeadlineExceeded
+from jhfs.client.errors import DeadlineExceeded, ServerUnreachableError
 from jhfs.client.pacing import RateLimiter, background, operation_deadline, remaining
 
 
@@ -128,3 +128,28 @@ def test_a_body_that_drips_in_ends_at_the_deadline(dripping_server: str) -> None
             client.jobs()
     finally:
         client.close()
+
+
+def test_closing_the_client_ends_a_request_waiting_to_retry(fresh_emulator: Emulator) -> None:
+    client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token))
+    fresh_emulator.fault(endpoint="get_jobs", mode="status", status=503, retry_after=60, count=10)
+    errors: list[BaseException] = []
+
+    def list_jobs() -> None:
+        try:
+            client.jobs()
+        except BaseException as error:
+            errors.append(error)
+
+    caller = threading.Thread(target=list_jobs)
+    caller.start()
+    wait_for(
+        lambda: fresh_emulator.stats()["requests"].get("get_jobs", 0) == 1,
+        what="the first answer (503, retry after 10 s)",
+    )
+    client.close()  # the mount ends
+    caller.join(timeout=30)
+    assert not caller.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], ServerUnreachableError)
+    assert "the mount is ending" in str(errors[0])
+    assert fresh_emulator.stats()["requests"]["get_jobs"] == 1

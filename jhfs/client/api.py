@@ -430,11 +430,14 @@ class JuliaHubClient:
             left = remaining()
             if left is not None and delay >= left:
                 raise DeadlineExceeded(self._redact(f"{reason} (no time left to retry)"))
+            if self._closing.is_set():
+                raise ServerUnreachableError(self._redact(f"{reason} (the mount is ending)"))
             tries += 1
             logger.warning(
                 "%s; retry %d of %d in %.2f s", self._redact(reason), tries, self._retries, delay
             )
-            time.sleep(delay)
+            if self._closing.wait(delay):
+                raise ServerUnreachableError(self._redact(f"{reason} (the mount is ending)"))
 
     def _send(
         self,

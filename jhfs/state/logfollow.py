@@ -20,13 +20,13 @@ import logging
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import aiohttp
 
 from jhfs.client import JuliaHubClient, JuliaHubError, LogMessage
 from jhfs.client.logstream import open_log_stream
+from jhfs.state.pools import WorkerPool, run_on
 
 if TYPE_CHECKING:
     from jhfs.state.logs import JobLog
@@ -72,7 +72,7 @@ class LogFollower:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         # Its threads start at the first poll.
-        self._executor = ThreadPoolExecutor(POLL_THREADS, thread_name_prefix="jhfs-logpoll")
+        self._polls = WorkerPool("jhfs-logpoll", POLL_THREADS)
         # The loop thread's alone:
         self._tasks: dict[JobLog, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
@@ -113,7 +113,7 @@ class LogFollower:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(max(0.0, deadline - time.monotonic()))
         # A poll's HTTP call under way ends on its own; its answer is dropped.
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._polls.shutdown()
 
     # -- the loop thread ---------------------------------------------------------
 
@@ -193,7 +193,7 @@ class LogFollower:
                     logger.info("%s; polling, streaming again in %.0f s", error, wait)
                 # Then poll at once: it fetches what the stream may have missed.
             try:
-                added = await loop.run_in_executor(self._executor, self._poll, log)
+                added = await run_on(self._polls, functools.partial(self._poll, log))
                 failures = 0
             except JuliaHubError as error:
                 added, failures = 0, failures + 1

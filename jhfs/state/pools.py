@@ -15,13 +15,18 @@ would.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import logging
 import threading
 from collections import deque
 from collections.abc import Callable
+from typing import TypeVar
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 CONNECTION_WORKERS = 16  # mount-wide; libfuse and the log follower add up to 13
 HASH_WORKERS = 3  # sha256 releases the GIL: a few cores' worth
@@ -32,7 +37,7 @@ class WorkerPool:
     """At most `workers` threads running tasks in the order they came (FIFO)."""
 
     def __init__(self, name: str, workers: int) -> None:
-        self._name = name
+        self.name = name
         self._max = workers
         self._cond = threading.Condition()
         self._tasks: deque[Callable[[], None]] = deque()
@@ -51,7 +56,7 @@ class WorkerPool:
                 self._cond.notify()
             elif self._threads < self._max:
                 self._threads += 1
-                name = f"{self._name}-{next(self._serial)}"
+                name = f"{self.name}-{next(self._serial)}"
                 threading.Thread(target=self._work, name=name, daemon=True).start()
             return True
 
@@ -67,7 +72,7 @@ class WorkerPool:
             try:
                 task()
             except Exception:  # a task handles its own errors: this is a bug
-                logger.exception("%s: a task failed", self._name)
+                logger.exception("%s: a task failed", self.name)
 
     def _next(self) -> Callable[[], None] | None:
         """The next task, or None, and then this thread ends."""
@@ -84,3 +89,32 @@ class WorkerPool:
                 return self._tasks.popleft()
             self._threads -= 1
             return None
+
+
+async def run_on(pool: WorkerPool, work: Callable[[], _T]) -> _T:
+    """`work`'s result (or exception), run on `pool` and awaited from an asyncio
+    loop, as loop.run_in_executor does for a concurrent.futures executor."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_T] = loop.create_future()
+
+    def settle(result: _T | None, error: BaseException | None) -> None:
+        if future.done():  # the awaiting task was cancelled
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]  # None only with an error
+
+    def task() -> None:
+        result: _T | None = None
+        error: BaseException | None = None
+        try:
+            result = work()
+        except BaseException as exc:
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
+            loop.call_soon_threadsafe(settle, result, error)
+
+    if not pool.submit(task):
+        raise RuntimeError(f"{pool.name} is shut down")
+    return await future
