@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
 from pathlib import Path
 
 from jhfs.libfuse import require_libfuse3
@@ -63,6 +64,8 @@ _libfuse.fuse_get_session.restype = ctypes.c_void_p
 _libfuse.fuse_get_session.argtypes = [ctypes.c_void_p]
 _libfuse.fuse_session_exited.restype = ctypes.c_int
 _libfuse.fuse_session_exited.argtypes = [ctypes.c_void_p]
+_libfuse.fuse_invalidate_path.restype = ctypes.c_int
+_libfuse.fuse_invalidate_path.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
 
 
 def _context() -> _FuseContext | None:
@@ -110,8 +113,47 @@ def session_ending() -> bool:
     return bool(_libfuse.fuse_session_exited(_libfuse.fuse_get_session(context.fuse)))
 
 
+class KernelCache:
+    """Tells the kernel to forget what it caches of a path (its attributes, its pages).
+
+    The kernel keeps a file's attributes for attr_timeout; a file that grows
+    while a program polls its size (`tail -f` of a log) would look unchanged
+    for that long. `invalidate` may be called from any thread once `attach`
+    ran in a libfuse thread (the mount's init), and does nothing once the
+    mount is ending: libfuse then closes the descriptor it writes to, whose
+    number another file may take.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._fuse: int | None = None
+        self._session: int | None = None
+
+    def attach(self) -> None:
+        """Called in the mount's init (a libfuse thread)."""
+        context = _context()
+        if context is None or not context.fuse:
+            return
+        with self._lock:
+            self._fuse = context.fuse
+            self._session = _libfuse.fuse_get_session(context.fuse)
+
+    def invalidate(self, path: str) -> None:
+        with self._lock:  # held across the call: never alongside detach
+            if self._fuse is None or _libfuse.fuse_session_exited(self._session):
+                return
+            # -ENOENT when the kernel does not know the path: nothing to forget.
+            _libfuse.fuse_invalidate_path(self._fuse, os.fsencode(path))
+
+    def detach(self) -> None:
+        """The mount is ending: no more invalidations."""
+        with self._lock:
+            self._fuse = self._session = None
+
+
 __all__ = [
     "FUSE",
+    "KernelCache",
     "Operations",
     "c_stat",
     "fuse_file_info",

@@ -24,7 +24,15 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from jhfs.binding import FUSE, Operations, c_stat, request_abandoned, session_ending, set_st_attrs
+from jhfs.binding import (
+    FUSE,
+    KernelCache,
+    Operations,
+    c_stat,
+    request_abandoned,
+    session_ending,
+    set_st_attrs,
+)
 from jhfs.client.pacing import operation_deadline, remaining
 from jhfs.errno_map import FuseOSError, fuse_error
 from jhfs.nodes import XATTR_NAMESPACE, Attrs, Handle, Node, resolve
@@ -130,9 +138,15 @@ class JhfsOperations(Operations):  # type: ignore[misc]  # mfusepy is untyped
     use_ns = True  # times are integer nanoseconds (and mfusepy stops warning)
 
     def __init__(
-        self, root: Node, statfs_path: str, on_ready: Callable[[], None], timeout: float
+        self,
+        root: Node,
+        statfs_path: str,
+        on_ready: Callable[[], None],
+        timeout: float,
+        kernel_cache: KernelCache,
     ) -> None:
         self.root = root
+        self.kernel_cache = kernel_cache
         self.timeout = timeout  # seconds an operation may take in all
         self.statfs_path = statfs_path
         self.on_ready = on_ready
@@ -146,8 +160,13 @@ class JhfsOperations(Operations):  # type: ignore[misc]  # mfusepy is untyped
 
     def init(self, path: str) -> None:
         """The kernel finished the handshake: the mount is usable now."""
+        self.kernel_cache.attach()
         self.mounted = True
         self.on_ready()
+
+    def destroy(self, path: str) -> None:
+        """libfuse is taking the mount down (after the unmount)."""
+        self.kernel_cache.detach()
 
     # -- reading the tree --------------------------------------------------
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from jhfs.binding import KernelCache
 from jhfs.client import (
     AuthenticationError,
     JuliaHubClient,
@@ -29,6 +30,7 @@ from jhfs.fuse_ops import JhfsFUSE, JhfsOperations, operation_abandoned
 from jhfs.mount_errors import MountError
 from jhfs.mount_options import MountOptions
 from jhfs.nodes import MountContext, RootDir
+from jhfs.nodes.logs import path_of as logs_path
 from jhfs.state.files import DEFAULT_MAX_SIZE, FileCache
 from jhfs.state.logs import LogStore
 from jhfs.state.registry import JobRegistry
@@ -126,7 +128,13 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         listing_ttl=FRESHNESS,
         waiter=waiter,
     )
-    logs = LogStore(client, registry, settings.cache_dir)
+    kernel_cache = KernelCache()
+    logs = LogStore(
+        client,
+        registry,
+        settings.cache_dir,
+        on_grow=lambda jobname: kernel_cache.invalidate(logs_path(jobname)),
+    )
     files = FileCache(
         client,
         settings.cache_dir,
@@ -147,7 +155,7 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
     )
     # statfs reports the cache's file system: the room left for downloads.
     operations = JhfsOperations(
-        RootDir(ctx), str(settings.cache_dir), on_ready, settings.options.timeout
+        RootDir(ctx), str(settings.cache_dir), on_ready, settings.options.timeout, kernel_cache
     )
     options: dict[str, str | bool | float] = {
         "fsname": f"jhfs:{urlsplit(client.server).netloc}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import Emulator, wait_for
-from mounting import LineReader, Mount, module_emulator, module_mount, sh
+from mounting import LineReader, Mount, module_emulator, module_mount, mount_jhfs, sh
 
 emulator = module_emulator()
 mnt = module_mount("follow")
@@ -108,3 +109,23 @@ def test_an_idle_mount_sends_nothing_after_cat_and_stat_of_running_logs(
     assert listed.returncode == 0, listed.stderr
     settle(lambda: traffic(emulator), "the mount to fall silent")
     expect_no_change(lambda: traffic(emulator), "requests and bytes sent")
+
+
+def test_a_followed_log_shows_its_new_size_at_once_whatever_the_kernel_caches(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # The kernel keeps attributes for an hour here: only jhfs telling it to forget
+    # them makes fstat (what tail -f polls) see the log grow.
+    with mount_jhfs(emulator, tmp_path, "-o", "attr_timeout=3600") as mount:
+        jobname = emulator.submit(
+            "echo a; while [ ! -e go ]; do sleep 0.05; done; echo b; sleep 600"
+        )
+        logs = mount.job(jobname) / "logs"
+        wait_for(lambda: logs.read_text() == "a\n", what="the first line")
+        with logs.open("rb") as followed:
+            assert os.fstat(followed.fileno()).st_size == 2
+            work_dir = emulator.admin("GET", f"jobs/{jobname}")["work_dir"]
+            Path(work_dir, "go").touch()
+            wait_for(lambda: os.fstat(followed.fileno()).st_size == 4, what="the new size")
+            assert followed.read() == b"a\nb\n"
+        sh(f"echo kill > {mount.job(jobname) / 'ctl'}")

@@ -3,7 +3,9 @@
 Served with direct I/O so a read is never cut at a size the kernel saw
 earlier; st_size is what is known so far and a read past it is end-of-file at
 once. Opening brings the log up to now; while a file is open the state layer
-follows a running job, and it stops at the last close.
+follows a running job, and it stops at the last close. As it grows, the
+kernel is told to forget the size it caches (`path_of`), so that a program
+polling the size (`tail -f`) sees new lines at once.
 """
 
 from __future__ import annotations
@@ -14,6 +16,11 @@ from jhfs.client import Job
 from jhfs.nodes.base import Attrs, Handle, Node, require_read_only
 from jhfs.nodes.context import MountContext
 from jhfs.state.logs import LogReader
+
+
+def path_of(jobname: str) -> str:
+    """The job's log file in the mount."""
+    return f"/jobs/{jobname}/logs"
 
 
 class LogHandle(Handle):

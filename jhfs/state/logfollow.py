@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 # A log just opened was brought up to date by the open itself: following
 # begins this much later, so that a `cat` of a running log (open, read,
 # close) costs no follow at all.
-FOLLOW_START_DELAY = 0.5
+FOLLOW_START_DELAY = 0.1
 # The fallback polls: quick while lines keep coming, backing off to this
 # while the job is quiet. A 1 s poll alone would put a new line's p95 past 2 s.
 POLL_INTERVAL_ACTIVE = 0.25

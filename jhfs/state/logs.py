@@ -31,7 +31,7 @@ import threading
 import time
 import urllib.parse
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from jhfs.client import JuliaHubClient, JuliaHubError, LogMessage
@@ -291,7 +291,9 @@ class JobLog:
                     self._newest = fresh[-1]
             if bottom:
                 self._finish()
-            return len(fresh)
+        if fresh:
+            self._store.on_grow(self.jobname)
+        return len(fresh)
 
     def follow_ended(self, cancelled: bool) -> None:
         """The follower's task ended (on the loop thread): follow again if it was cancelled
@@ -480,8 +482,12 @@ class LogStore:
         *,
         page_size: int = LOG_PAGE_CAP,
         max_idle: int = MAX_IDLE_LOGS,
+        on_grow: Callable[[str], None] = lambda jobname: None,
     ) -> None:
         self.client = client
+        # Told the job's name after a followed log grew (outside every lock),
+        # so that the kernel forgets the size it caches.
+        self.on_grow = on_grow
         self.registry = registry
         self.page_size = page_size
         self.clock = time.monotonic
