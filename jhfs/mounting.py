@@ -134,6 +134,7 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         registry,
         settings.cache_dir,
         on_grow=lambda jobname: kernel_cache.invalidate(logs_path(jobname)),
+        waiter=waiter,
     )
     files = FileCache(
         client,

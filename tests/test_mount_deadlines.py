@@ -117,3 +117,24 @@ def test_sigterm_while_a_lookup_waits_on_a_stalled_server_ends_the_process(mnt: 
     finally:
         cat.kill()
     assert "Input/output error" in errors
+
+
+def test_ctrl_c_ends_an_open_of_a_log_that_waits_on_the_server(mnt: Mount) -> None:
+    jobname = mnt.emulator.create_finished(log_lines=10)
+    assert (mnt.job(jobname) / "status").read_text() == "Completed\n"
+    mnt.emulator.fault(endpoint="get_logs", mode="delay", delay=3600, count=100)
+    cat = interruptible(
+        ["cat", str(mnt.job(jobname) / "logs")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(
+            lambda: mnt.emulator.stats()["requests"].get("get_logs", 0) >= 1,
+            what="the log's fetch to reach the server",
+        )
+        cat.send_signal(signal.SIGINT)
+        cat.wait(timeout=20)  # the server holds it for an hour, the deadline is a minute
+    finally:
+        cat.kill()
+    assert cat.returncode == -signal.SIGINT

@@ -41,6 +41,7 @@ from jhfs.state.errors import ShuttingDownError
 from jhfs.state.flight import SingleFlight
 from jhfs.state.logfollow import CURRENT_FOR, LogFollower
 from jhfs.state.registry import JobRegistry
+from jhfs.state.waiting import Waiter
 
 logger = logging.getLogger(__name__)
 
@@ -330,7 +331,9 @@ class JobLog:
                     return
             elif self._loaded and self._store.clock() < self._current_until:
                 return  # fetched or followed a moment ago
-        self._flight.do(_SYNC, self._sync)
+        # For an open: the fetch runs on the Waiter's pool, so that Ctrl-C, the
+        # deadline or the unmount end the open while the fetch goes on.
+        self._flight.do(_SYNC, self._sync, self._store.waiter)
         self.mark_current()
 
     def _sync(self) -> int:
@@ -483,8 +486,10 @@ class LogStore:
         page_size: int = LOG_PAGE_CAP,
         max_idle: int = MAX_IDLE_LOGS,
         on_grow: Callable[[str], None] = lambda jobname: None,
+        waiter: Waiter | None = None,
     ) -> None:
         self.client = client
+        self.waiter = waiter
         # Told the job's name after a followed log grew (outside every lock),
         # so that the kernel forgets the size it caches.
         self.on_grow = on_grow
