@@ -32,30 +32,13 @@ from jhfs.mount_options import MountOptions
 from jhfs.nodes import MountContext, RootDir
 from jhfs.nodes.logs import path_of as logs_path
 from jhfs.state.files import DEFAULT_MAX_SIZE, FileCache
+from jhfs.state.freshness import KERNEL_TIMEOUT
 from jhfs.state.logs import LogStore
 from jhfs.state.registry import JobRegistry
 from jhfs.state.waiting import Waiter
 
 logger = logging.getLogger(__name__)
 
-# What a running job shows is at most this old: the listing (readdir, which
-# the kernel never caches) and a job's files, whose attributes the kernel may
-# reuse for KERNEL_TIMEOUT after the registry's copy was read; so that copy
-# may be at most FRESHNESS - KERNEL_TIMEOUT old. Content that changes is read
-# with direct I/O, never cut at a stale size.
-FRESHNESS = 2.0
-# libfuse's high-level API has one attr/entry timeout for all paths (finished jobs' pages are
-# kept across opens per file instead, with keep_cache). Measured with
-# `scripts/bench` (10,000 jobs; `tail -f` of a line every 100 ms):
-# - 0.8 s: `ls -l jobs/` again right after the first one is answered by the
-#   kernel (0.05 s instead of 0.42 s: 10,000 lookups); `tail -f` polls fstat
-#   once a second, so each poll still sees the current size (p50 0.66 s,
-#   p95 1.12 s), as with 0.5 s.
-# - 1.0 s and more: a poll may see the size of one second earlier (p50 1.18 s,
-#   p95 2.06 s).
-# - 0: with default_permissions every path walk asks for the attributes of
-#   each directory on the way: more round trips for everything.
-KERNEL_TIMEOUT = 0.8
 # libfuse starts a thread per concurrent request up to max_threads; each
 # holds a Python thread state (fuse_ops.KEPT_THREAD_STATES) while it lives.
 # libfuse 3.14 (Debian 12) parses but never applies max_threads and keeps its
@@ -124,8 +107,6 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
     registry = JobRegistry(
         client,
         jobs_limit=settings.jobs_limit,
-        ttl=FRESHNESS - KERNEL_TIMEOUT,
-        listing_ttl=FRESHNESS,
         waiter=waiter,
     )
     kernel_cache = KernelCache()

@@ -16,7 +16,7 @@ from conftest import Emulator, wait_for
 
 from jhfs.client import JuliaHubClient, LogMessage, LogPage, ServerError, TokenSource
 from jhfs.client.pacing import RateLimiter, in_background
-from jhfs.state import logfollow
+from jhfs.state import freshness, logfollow
 from jhfs.state.logs import LogReader, LogStore, _file_name
 from jhfs.state.registry import JobRegistry
 
@@ -200,7 +200,7 @@ def test_following_stops_at_the_last_close_and_an_open_catches_up_with_one_reque
         expect_no_change(lambda: (all_requests(emulator), first.log.size), "requests and size")
 
         # The log is older than CURRENT_FOR: an open asks for what is new, once.
-        clock.now += logfollow.CURRENT_FOR + 1
+        clock.now += freshness.CURRENT_FOR + 1
         before = log_requests(emulator)
         reader = store.open(jobname)
         assert log_requests(emulator) == before + 1

@@ -9,7 +9,8 @@ import pytest
 from conftest import Emulator, wait_for
 
 from jhfs.client import JuliaHubClient, NotFoundError, ServerError, TokenSource
-from jhfs.state.registry import FAILURE_MEMORY, JobRegistry
+from jhfs.state.freshness import FAILURE_MEMORY
+from jhfs.state.registry import JobRegistry
 
 
 class FakeClock:
@@ -42,7 +43,7 @@ def test_listing_is_one_request_reused_for_ttl_and_answers_get(
     emulator.admin("POST", "jobs", {"finished": {"status": "Completed"}, "count": 3})
     running = emulator.create_finished(status="Running")
     clock = FakeClock()
-    registry = JobRegistry(client, jobs_limit=50, clock=clock)
+    registry = JobRegistry(client, jobs_limit=50, ttl=2.0, listing_ttl=2.0, clock=clock)
     listings, lookups = requests_to(emulator, "get_jobs"), requests_to(emulator, "job")
 
     jobs = registry.list_jobs()
@@ -105,7 +106,7 @@ def test_running_job_is_reread_once_its_copy_is_older_than_ttl(
 ) -> None:
     name = emulator.create_finished(status="Running")
     clock = FakeClock()
-    registry = JobRegistry(client, clock=clock)
+    registry = JobRegistry(client, ttl=2.0, clock=clock)
     before = requests_to(emulator, "job")
     assert registry.get(name).status == "Running"
     clock.advance(1.5)

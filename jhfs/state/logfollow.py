@@ -26,36 +26,20 @@ import aiohttp
 
 from jhfs.client import JuliaHubClient, JuliaHubError, LogMessage
 from jhfs.client.logstream import open_log_stream
+from jhfs.state.freshness import (
+    FOLLOW_START_DELAY,
+    POLL_INTERVAL_ACTIVE,
+    POLL_INTERVAL_QUIET,
+    STREAM_HEALTHY,
+    STREAM_RETRY_FIRST,
+    STREAM_RETRY_MAX,
+)
 from jhfs.state.pools import WorkerPool, run_on
 
 if TYPE_CHECKING:
     from jhfs.state.logs import JobLog
 
 logger = logging.getLogger(__name__)
-
-# Freshness, all in one place. README promises new lines within about 2 s of
-# being logged (tail -f on FUSE adds its own 1 s polling and the kernel's
-# attribute cache on top of what is here).
-#
-# A log just opened was brought up to date by the open itself: following
-# begins this much later, so that a `cat` of a running log (open, read,
-# close) costs no follow at all.
-FOLLOW_START_DELAY = 0.1
-# The fallback polls: quick while lines keep coming, backing off to this
-# while the job is quiet. A 1 s poll alone would put a new line's p95 past 2 s.
-POLL_INTERVAL_ACTIVE = 0.25
-POLL_INTERVAL_QUIET = 1.0
-# An open within this long of the follower's last news (a stream frame,
-# keep-alives included, or a poll) needs no request: the log is that fresh.
-CURRENT_FOR = 2.0
-# After a refused or dropped stream, stream again after this long, doubling
-# up to the cap; a stream that lived STREAM_HEALTHY seconds resets it.
-STREAM_RETRY_FIRST = 2.0
-STREAM_RETRY_MAX = 60.0
-STREAM_HEALTHY = 30.0
-# Following stops at the last close, within 2 s: its task is cancelled at
-# once, a stream's websocket waits at most logstream.CLOSE_TIMEOUT (0.5 s) for
-# the server's close frame, and a poll already sent is the last.
 
 MAX_STREAMS = 64  # websockets open at once; more followed logs poll instead
 POLL_THREADS = 2  # the fallback polls' blocking HTTP calls

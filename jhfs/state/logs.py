@@ -39,7 +39,8 @@ from jhfs.client.api import LOG_PAGE_CAP
 from jhfs.state.cachedir import clean_stale_temp, durable_rename, private_dir, temp_file
 from jhfs.state.errors import ShuttingDownError
 from jhfs.state.flight import SingleFlight
-from jhfs.state.logfollow import CURRENT_FOR, LogFollower
+from jhfs.state.freshness import CURRENT_FOR
+from jhfs.state.logfollow import LogFollower
 from jhfs.state.registry import JobRegistry
 from jhfs.state.waiting import Waiter
 

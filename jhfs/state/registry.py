@@ -21,20 +21,20 @@ from cachetools import LRUCache, TTLCache
 
 from jhfs.client import Job, JuliaHubClient, JuliaHubError, NotFoundError
 from jhfs.state.flight import SingleFlight
+from jhfs.state.freshness import FAILURE_MEMORY, JOB_TTL, LISTING_TTL, NEGATIVE_TTL
 from jhfs.state.waiting import Waiter
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _LISTING = "listing"  # the listing's single-flight key
-FAILURE_MEMORY = 3.0  # seconds a failed request's error is given again without asking
 
 
 class JobRegistry:
     """Jobs by name, as fresh as the filesystem promises, with as few requests as possible.
 
     - list_jobs(): one get_jobs call (limit=jobs_limit), reused for up to
-      `listing_ttl` seconds (default `ttl`); every job in it also answers
+      `listing_ttl` seconds; every job in it also answers
       get() without a request while it is fresh enough for get().
     - get(name): finished jobs are cached for the life of the mount (they never
       change); a running job's copy is at most `ttl` seconds old. A job not in
@@ -52,9 +52,9 @@ class JobRegistry:
         client: JuliaHubClient,
         *,
         jobs_limit: int = 1000,
-        ttl: float = 2.0,
-        listing_ttl: float | None = None,
-        negative_ttl: float = 10.0,
+        ttl: float = JOB_TTL,
+        listing_ttl: float = LISTING_TTL,
+        negative_ttl: float = NEGATIVE_TTL,
         negative_max: int = 1024,
         lookups_max: int = 4096,
         failures_max: int = 1024,
@@ -64,7 +64,7 @@ class JobRegistry:
         self._client = client
         self._jobs_limit = jobs_limit
         self._ttl = ttl
-        self._listing_ttl = ttl if listing_ttl is None else listing_ttl
+        self._listing_ttl = listing_ttl
         self._clock = clock
         self._lock = threading.Lock()  # guards everything below; never held across HTTP
         # The latest listing, in the server's order, and when its request started.
