@@ -129,13 +129,13 @@ def setup_logging(debug: bool) -> None:
 
 
 def mount_command(args: argparse.Namespace) -> int:
-    from jhfs.mounting import (  # loads libfuse: only after require_libfuse3
-        MountSettings,
+    # Load libfuse: only after require_libfuse3.
+    from jhfs.detach import serve_detached
+    from jhfs.mounting import MountSettings, serve
+    from jhfs.preflight import (
         check_mountpoint,
         check_server,
         default_cache_root,
-        serve,
-        serve_detached,
         server_cache_dir,
     )
 

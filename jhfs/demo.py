@@ -19,7 +19,8 @@ from pathlib import Path
 
 from jhfs.client import Job, JuliaHubClient
 from jhfs.mount_errors import MountError
-from jhfs.mounting import MountSettings, check_mountpoint, check_server, serve
+from jhfs.mounting import MountSettings, serve
+from jhfs.preflight import check_mountpoint, check_server
 
 logger = logging.getLogger(__name__)
 

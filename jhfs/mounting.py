@@ -1,17 +1,15 @@
-"""Mounting and unmounting: the server check, the cache directory, the FUSE loop, detaching.
+"""The mount: the state layer wired to the nodes and the FUSE loop, served until unmounted.
 
 `serve` runs the filesystem in this process until it is unmounted (libfuse
-turns SIGINT, SIGTERM and SIGHUP into a clean unmount). `serve_detached`
-forks first and returns in the parent only once the child reports the mount
-ready (from the binding's `init`, which runs after the kernel handshake) or failed.
+turns SIGINT, SIGTERM and SIGHUP into a clean unmount; reads still waiting
+then fail at once) and then closes the state layer. What is checked before
+mounting is jhfs.preflight's; running in the background, jhfs.detach's.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,12 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from jhfs.binding import KernelCache
-from jhfs.client import (
-    AuthenticationError,
-    JuliaHubClient,
-    JuliaHubError,
-    ServerUnreachableError,
-)
+from jhfs.client import JuliaHubClient
 from jhfs.client.pacing import RateLimiter
 from jhfs.fuse_ops import JhfsFUSE, JhfsOperations, operation_abandoned
 from jhfs.mount_errors import MountError
@@ -58,45 +51,6 @@ class MountSettings:
     jobs_limit: int = 1000
     cache_max_size: int = DEFAULT_MAX_SIZE  # bytes of blobs and logs kept
     options: MountOptions = field(default_factory=MountOptions)
-
-
-def default_cache_root() -> Path:
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "jhfs"
-
-
-def server_cache_dir(root: Path, server: str) -> Path:
-    """One cache directory per server (host, port and path prefix), mode 0700."""
-    parts = urlsplit(server)
-    name = re.sub(r"[^A-Za-z0-9.-]", "_", parts.netloc + parts.path.rstrip("/"))
-    directory = root / name
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    directory.chmod(0o700)
-    return directory
-
-
-def check_mountpoint(mountpoint: Path) -> None:
-    try:
-        is_dir = mountpoint.is_dir()
-    except OSError as exc:  # ENOTCONN: the FUSE process behind it is gone
-        raise MountError(f"{mountpoint}: {exc.strerror}; try `jhfs umount {mountpoint}`") from None
-    if not is_dir:
-        raise MountError(f"{mountpoint} is not a directory")
-    if os.path.ismount(mountpoint):
-        raise MountError(f"{mountpoint} is already a mount point")
-
-
-def check_server(client: JuliaHubClient) -> str:
-    """Ask the server who we are (GET /api/v1); the username, or a one-line MountError."""
-    try:
-        identity = client.whoami()
-    except AuthenticationError as exc:
-        raise MountError(f"{client.server} refused the token: {exc}") from None
-    except ServerUnreachableError as exc:
-        raise MountError(f"cannot reach {client.server}: {exc}") from None
-    except JuliaHubError as exc:
-        raise MountError(f"{client.server} did not answer as JuliaHub does: {exc}") from None
-    return str(identity.get("username", "?"))
 
 
 def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[], None]) -> None:
@@ -165,68 +119,3 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         logs.close()
         client.close()
     logger.info("unmounted %s", settings.mountpoint)
-
-
-def serve_detached(
-    make_client: Callable[[], JuliaHubClient], settings: MountSettings, log_file: Path
-) -> int:
-    """Fork; the child serves, the parent exits 0 once the mount is ready (1 if it failed).
-
-    After the mount is ready the child's stdin and stdout go to /dev/null and
-    its stderr (the log) to `log_file`, so that whoever ran `jhfs mount` is not
-    kept waiting on its pipes.
-    """
-    ready_read, ready_write = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid:
-        os.close(ready_write)
-        with os.fdopen(ready_read, "rb") as pipe:
-            report = pipe.read().decode(errors="replace").strip()
-        if report == "ready":
-            return 0
-        os.waitpid(pid, 0)
-        report = report or "the filesystem process ended before the mount was ready"
-        print(f"jhfs: error: {report}", file=sys.stderr)
-        return 1
-
-    os.close(ready_read)
-    os.setsid()  # no controlling terminal: the shell's hangups and Ctrl-C are not ours
-    os.chdir("/")  # do not keep the directory jhfs was started in busy
-    parent_waiting = True
-
-    def tell_parent(message: str) -> None:
-        nonlocal parent_waiting
-        if parent_waiting:
-            parent_waiting = False
-            os.write(ready_write, message.encode())
-            os.close(ready_write)
-
-    def ready() -> None:
-        logger.info("mounted %s; logging to %s", settings.mountpoint, log_file)
-        null = os.open(os.devnull, os.O_RDWR)
-        log = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.dup2(null, 0)
-        os.dup2(null, 1)
-        os.dup2(log, 2)
-        os.close(null)
-        os.close(log)
-        tell_parent("ready")
-
-    code = 0
-    try:
-        serve(make_client(), settings, ready)
-    except MountError as exc:
-        if parent_waiting:
-            tell_parent(str(exc))
-        else:
-            logger.error("%s", exc)
-        code = 1
-    except Exception as exc:
-        logger.exception("jhfs failed")
-        tell_parent(f"failed: {exc}")
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # the parent's interpreter state is not ours to tear down

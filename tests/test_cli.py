@@ -8,7 +8,7 @@ import pytest
 
 from jhfs.cli import build_parser, main
 from jhfs.mount_options import MountOptions, parse_mount_options
-from jhfs.mounting import default_cache_root, server_cache_dir
+from jhfs.preflight import default_cache_root, server_cache_dir
 
 
 def test_mount_options_are_comma_separated_and_repeatable_and_jhfs_takes_its_own() -> None:

@@ -1,0 +1,59 @@
+"""Before mounting: the mount point, the server and its answer to the token, the cache directory.
+
+Each problem is a MountError with one line that says what to do. Needs no
+libfuse, so the command line checks all this before loading it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from jhfs.client import (
+    AuthenticationError,
+    JuliaHubClient,
+    JuliaHubError,
+    ServerUnreachableError,
+)
+from jhfs.mount_errors import MountError
+
+
+def default_cache_root() -> Path:
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "jhfs"
+
+
+def server_cache_dir(root: Path, server: str) -> Path:
+    """One cache directory per server (host, port and path prefix), mode 0700."""
+    parts = urlsplit(server)
+    name = re.sub(r"[^A-Za-z0-9.-]", "_", parts.netloc + parts.path.rstrip("/"))
+    directory = root / name
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    return directory
+
+
+def check_mountpoint(mountpoint: Path) -> None:
+    try:
+        is_dir = mountpoint.is_dir()
+    except OSError as exc:  # ENOTCONN: the FUSE process behind it is gone
+        raise MountError(f"{mountpoint}: {exc.strerror}; try `jhfs umount {mountpoint}`") from None
+    if not is_dir:
+        raise MountError(f"{mountpoint} is not a directory")
+    if os.path.ismount(mountpoint):
+        raise MountError(f"{mountpoint} is already a mount point")
+
+
+def check_server(client: JuliaHubClient) -> str:
+    """Ask the server who we are (GET /api/v1); the username, or a one-line MountError."""
+    try:
+        identity = client.whoami()
+    except AuthenticationError as exc:
+        raise MountError(f"{client.server} refused the token: {exc}") from None
+    except ServerUnreachableError as exc:
+        raise MountError(f"cannot reach {client.server}: {exc}") from None
+    except JuliaHubError as exc:
+        raise MountError(f"{client.server} did not answer as JuliaHub does: {exc}") from None
+    return str(identity.get("username", "?"))
