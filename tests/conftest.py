@@ -81,6 +81,30 @@ def wait_for(
         time.sleep(interval)
 
 
+def settle(probe: Callable[[], Any], what: str) -> Any:
+    """Wait until `probe()` stops changing (the same twice, half a second apart)."""
+    last: list[Any] = [object()]
+
+    def stable() -> bool:
+        now = probe()
+        same = bool(now == last[0])
+        last[0] = now
+        return same
+
+    wait_for(stable, interval=0.5, what=what)
+    return last[0]
+
+
+def expect_no_change(probe: Callable[[], Any], what: str, window: float) -> None:
+    """Poll for `window` seconds and fail as soon as `probe()` differs from its first value."""
+    first = probe()
+    deadline = time.monotonic() + window
+    while time.monotonic() < deadline:
+        now = probe()
+        assert now == first, f"{what} changed from {first} to {now}"
+        time.sleep(0.1)
+
+
 def start_emulator(data_dir: Path, *extra: str, token: str = TOKEN) -> Emulator:
     process = subprocess.Popen(
         [

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from conftest import Emulator, wait_for
+from conftest import Emulator, expect_no_change, settle, wait_for
 from mounting import LineReader, Mount, module_emulator, module_mount, mount_jhfs, sh
 
 emulator = module_emulator()
@@ -26,30 +23,6 @@ def traffic(em: Emulator) -> tuple[int, int]:
     """Requests so far and bytes sent (a stream's messages count there, not as requests)."""
     stats = em.stats()
     return sum(stats["requests"].values()), int(stats["bytes_sent"])
-
-
-def settle(probe: Callable[[], Any], what: str) -> Any:
-    """Wait until `probe()` stops changing (the same twice, half a second apart)."""
-    last: list[Any] = [object()]
-
-    def stable() -> bool:
-        now = probe()
-        same = bool(now == last[0])
-        last[0] = now
-        return same
-
-    wait_for(stable, interval=0.5, what=what)
-    return last[0]
-
-
-def expect_no_change(probe: Callable[[], Any], what: str, window: float = 3.0) -> None:
-    """Poll for `window` seconds and fail as soon as `probe()` differs from its first value."""
-    first = probe()
-    deadline = time.monotonic() + window
-    while time.monotonic() < deadline:
-        now = probe()
-        assert now == first, f"{what} changed from {first} to {now}"
-        time.sleep(0.2)
 
 
 def stop_ticker(em: Emulator, jobname: str) -> None:
@@ -80,7 +53,7 @@ def test_tail_f_follows_over_the_stream_and_following_ends_with_tail(
     try:
         # The job still logs, but nobody watches: no requests, no stream bytes.
         settle(lambda: traffic(emulator), "following to stop")
-        expect_no_change(lambda: traffic(emulator), "requests and bytes sent")
+        expect_no_change(lambda: traffic(emulator), "requests and bytes sent", 3.0)
         size = logs.stat().st_size
         data = logs.read_bytes()  # an open catches up
         assert len(data) > size
@@ -108,7 +81,7 @@ def test_an_idle_mount_sends_nothing_after_cat_and_stat_of_running_logs(
     listed = sh(f"ls -l {paths} > /dev/null")
     assert listed.returncode == 0, listed.stderr
     settle(lambda: traffic(emulator), "the mount to fall silent")
-    expect_no_change(lambda: traffic(emulator), "requests and bytes sent")
+    expect_no_change(lambda: traffic(emulator), "requests and bytes sent", 3.0)
 
 
 def test_a_followed_log_shows_its_new_size_at_once_whatever_the_kernel_caches(

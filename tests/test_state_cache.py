@@ -9,10 +9,10 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import Emulator, wait_for
+from test_state_files import file_cache
 
 from jhfs.client import JobFile, JuliaHubClient, TokenSource
 from jhfs.state import cachesize, partial
@@ -26,11 +26,6 @@ from jhfs.state.files import FileCache
 from jhfs.state.pools import CONNECTION_WORKERS, HASH_WORKERS, WorkerPool
 
 MIB = 1 << 20
-
-
-def file_cache(client: JuliaHubClient, cache_dir: Path, **options: Any) -> FileCache:
-    """A FileCache as a mount makes it; no finished log is open."""
-    return FileCache(client, cache_dir, log_in_use=lambda path: False, **options)
 
 
 @pytest.fixture

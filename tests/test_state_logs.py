@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import stat
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Emulator, wait_for
+from conftest import Emulator, expect_no_change, settle, wait_for
 
 from jhfs.client import JuliaHubClient, LogMessage, LogPage, ServerError, TokenSource
 from jhfs.client.pacing import RateLimiter, in_background
@@ -66,30 +65,6 @@ def read_all(reader: LogReader) -> bytes:
         parts.append(chunk)
         offset += len(chunk)
     return b"".join(parts)
-
-
-def expect_no_change(probe: Callable[[], Any], what: str, window: float = 1.5) -> None:
-    """Poll for `window` seconds and fail as soon as `probe()` differs from its first value."""
-    first = probe()
-    deadline = time.monotonic() + window
-    while time.monotonic() < deadline:
-        now = probe()
-        assert now == first, f"{what} changed from {first} to {now}"
-        time.sleep(0.1)
-
-
-def settle(probe: Callable[[], Any], what: str) -> Any:
-    """Wait until `probe()` stops changing (the same twice, half a second apart)."""
-    last: list[Any] = [object()]
-
-    def stable() -> bool:
-        now = probe()
-        same = bool(now == last[0])
-        last[0] = now
-        return same
-
-    wait_for(stable, interval=0.5, what=what)
-    return last[0]
 
 
 def synthetic_line(jobname: str, number: int) -> str:
@@ -197,7 +172,7 @@ def test_following_stops_at_the_last_close_and_an_open_catches_up_with_one_reque
         wait_for(lambda: second.log.size > grown + 100, what="the log to grow after one close")
         second.close()
         size = settle(lambda: (all_requests(emulator), first.log.size), "following to stop")[1]
-        expect_no_change(lambda: (all_requests(emulator), first.log.size), "requests and size")
+        expect_no_change(lambda: (all_requests(emulator), first.log.size), "requests and size", 1.5)
 
         # The log is older than CURRENT_FOR: an open asks for what is new, once.
         clock.now += freshness.CURRENT_FOR + 1
@@ -432,7 +407,7 @@ def test_close_stops_the_scheduler_mid_fetch(
         assert threads_named("jhfs-logs")
         store.close()
         assert not threads_named("jhfs-logs")
-        expect_no_change(lambda: all_requests(emulator), "requests")
+        expect_no_change(lambda: all_requests(emulator), "requests", 1.5)
         assert os.listdir(tmp_path / "tmp") == []  # partial logs are discarded
         for reader in readers:
             reader.close()
