@@ -6,7 +6,7 @@ jhfs's own (also accepted in an fstab line's options):
                        reaches the end before the hash matched (the default);
                        full: no byte before the whole file matched
   max_rate=N           requests a second to the server, mount-wide, that background
-                       work keeps to (following logs, extra download connections)
+                       work keeps to (following logs that programs hold open)
   timeout=S            seconds an operation may take in all, retries included
 """
 

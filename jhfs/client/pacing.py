@@ -4,10 +4,11 @@ limit, and the deadline of the user operation a request serves.
 JuliaHub is shared: a client that floods it gets its token throttled. Every
 request takes a token from one bucket (`RateLimiter`). A request someone is
 waiting for (a lookup, a read, a ctl command) takes its token and goes at
-once, leaving the bucket in debt if need be; a background request (following
-a log, a download's extra connections) waits until the bucket has a token for
-it, so the foreground's requests go first and the background's average rate
-stays within the limit.
+once, leaving the bucket in debt if need be (a download's requests too: a
+download nobody reads pauses); a background request (following a log that a
+program holds open) waits until the bucket has a token for it, so the
+foreground's requests go first and the background's average rate stays
+within the limit.
 
 A user operation has one deadline for everything it waits on: requests,
 retries, slow bodies and other threads' work (`operation_deadline`, set at

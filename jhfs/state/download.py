@@ -38,7 +38,6 @@ download (`present` tells what is on disk) for a later resume.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -194,8 +193,8 @@ class Download:
                     self._probe_started = None
                     self._connections_wanted = self._streams
                 wanted = self._connections_wanted if self._ranged else 1
-                for number in range(min(wanted, self._untaken())):
-                    self._open_connection(background=number > 0)
+                for _ in range(min(wanted, self._untaken())):
+                    self._open_connection()
             self._schedule_hash()
 
     def detach(self) -> None:
@@ -316,21 +315,22 @@ class Download:
 
     # -- the connections --------------------------------------------------------
 
-    def _open_connection(self, *, background: bool) -> None:
+    def _open_connection(self) -> None:
         # Lock held: the count is raised before the task runs, so that nobody
         # starts a second set in between.
         self._connections += 1
-        if not self._workers.connections.submit(lambda: self._connect(background)):
+        if not self._workers.connections.submit(self._connect):
             self._connections -= 1  # the mount is ending
 
-    def _connect(self, background: bool) -> None:
+    def _connect(self) -> None:
         """One turn of a connection: fetch the next chunk in file order, then queue
         again behind the other downloads' turns (or end: none left, or stopped).
 
-        The first connection serves the reader who opened the file; the extra
-        ones are background work, which waits its turn on the client's rate
-        limit. None carries the opening operation's deadline (a worker does not
-        run in its context): the download outlives that operation.
+        Every connection's requests are for readers waiting on them (a download
+        nobody reads pauses), so none waits on the mount's rate limit for
+        background work. None carries the opening operation's deadline (a
+        worker does not run in its context): the download outlives that
+        operation.
         """
         chunk = self._take()
         if chunk is None:
@@ -338,8 +338,7 @@ class Download:
         sink = _ChunkSink(self, chunk)
         start = chunk.start + chunk.written
         try:
-            with self._client.background() if background else contextlib.nullcontext():
-                self._client.download_range(self.file, start, chunk.end, sink)
+            self._client.download_range(self.file, start, chunk.end, sink)
         except TransferCancelled:
             pass
         except Exception as exc:
@@ -347,7 +346,7 @@ class Download:
         with self._cond:
             sink.chunk.taken = False
             self._cond.notify_all()
-            if not self._workers.connections.submit(lambda: self._connect(background)):
+            if not self._workers.connections.submit(self._connect):
                 self._connections -= 1  # the mount is ending
                 self._cond.notify_all()
                 self._close_if_unused()
@@ -435,7 +434,7 @@ class Download:
             extra,
         )
         for _ in range(extra):
-            self._open_connection(background=True)
+            self._open_connection()
 
     def _cancelled(self, sink: _ChunkSink) -> bool:
         with self._cond:
