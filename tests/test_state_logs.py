@@ -400,9 +400,9 @@ def test_close_stops_the_scheduler_mid_fetch(
         readers = [store.open(streamed)]
         wait_for(lambda: requests(emulator, "stream_logs") == 1, what="a stream")
         polls = log_requests(emulator)
-        # The other log is polled, and its next poll hangs for 30 s.
+        readers.append(store.open(polled))  # brought up to now: one request
+        # The other log is polled (beyond the stream cap), and its polls hang for 30 s.
         emulator.fault(endpoint="get_logs", mode="delay", delay=30, jobname=polled, count=100)
-        readers.append(store.open(polled))
         wait_for(lambda: log_requests(emulator) > polls + 1, what="a poll under way")
         assert threads_named("jhfs-logs")
         store.close()
