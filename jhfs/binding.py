@@ -4,6 +4,11 @@ mfusepy picks libfuse 2 whenever both are installed, and libfuse 2 caps a
 FUSE read at 128 KiB; so libfuse 3 is found first (jhfs.libfuse) and handed
 to mfusepy. Importing this module loads the library: the CLI calls
 `require_libfuse3` before it does.
+
+Besides mfusepy's API, the few libfuse calls jhfs makes itself: whether the
+request a thread serves was abandoned or the mount is ending (for waits
+that must end early), and telling the kernel to forget a path's cached
+attributes (KernelCache).
 """
 
 from __future__ import annotations
