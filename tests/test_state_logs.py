@@ -157,6 +157,27 @@ def test_running_log_is_followed_over_the_stream_while_open(
         stop_ticker(emulator, jobname)
 
 
+def test_a_log_empty_at_open_is_streamed_from_its_end_without_polling(
+    emulator: Emulator, store: LogStore
+) -> None:
+    jobname = emulator.submit("while [ ! -e go ]; do sleep 0.05; done; " + TICKER)
+    streams = requests(emulator, "stream_logs")
+    reader = store.open(jobname)
+    try:
+        assert reader.log.size == 0
+        wait_for(lambda: requests(emulator, "stream_logs") > streams, what="a stream")
+        # One poll after the stream began (what came before it); then none.
+        polls = settle(lambda: log_requests(emulator), "the poll after the stream began")
+        work_dir = emulator.admin("GET", f"jobs/{jobname}")["work_dir"]
+        Path(work_dir, "go").touch()
+        wait_grows(reader, 20, "20 lines")
+        assert read_all(reader).startswith(b"tick 1\ntick 2\n")  # from the first line on
+        assert log_requests(emulator) == polls
+    finally:
+        reader.close()
+        stop_ticker(emulator, jobname)
+
+
 def test_following_stops_at_the_last_close_and_an_open_catches_up_with_one_request(
     emulator: Emulator, client: JuliaHubClient, store: LogStore
 ) -> None:

@@ -120,21 +120,26 @@ class LogStream:
 
 @asynccontextmanager
 async def open_log_stream(
-    session: aiohttp.ClientSession, client: JuliaHubClient, jobname: str, after: LogMessage
+    session: aiohttp.ClientSession,
+    client: JuliaHubClient,
+    jobname: str,
+    after: LogMessage | None,
 ) -> AsyncIterator[LogStream]:
-    """The stream of `jobname`'s messages after `after`; closed when the block ends.
+    """The stream of `jobname`'s messages after `after` (None: from the log's end
+    when the stream begins); closed when the block ends.
 
     StreamRefused when the server answers the handshake with an HTTP status
     (or not as a websocket), StreamLost when it cannot be reached.
     """
-    if after.event_id is None:
-        raise ServerError(f"cannot follow the log of job {jobname}: a message has no eventId")
     params = {
         "jobname": jobname,
         "refresh_interval": str(REFRESH_INTERVAL),
         "log_out_type": "json",
-        "offset": after.event_id,
     }
+    if after is not None:
+        if after.event_id is None:
+            raise ServerError(f"cannot follow the log of job {jobname}: a message has no eventId")
+        params["offset"] = after.event_id
     try:
         async with asyncio.timeout(HANDSHAKE_TIMEOUT):
             websocket = await session.ws_connect(
@@ -151,7 +156,7 @@ async def open_log_stream(
         raise StreamLost(
             f"cannot open the log stream of job {jobname}: {type(exc).__name__}"
         ) from None
-    logger.debug("streaming the log of %s after eventId %s", jobname, after.event_id)
+    logger.debug("streaming the log of %s after eventId %s", jobname, params.get("offset", "(end)"))
     try:
         yield LogStream(websocket, jobname)
     finally:

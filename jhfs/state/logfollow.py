@@ -163,8 +163,8 @@ class LogFollower:
         stream_at, backoff = 0.0, STREAM_RETRY_FIRST
         interval, failures = POLL_INTERVAL_ACTIVE, 0
         while not log.done:
-            newest = log.newest  # None while the log is empty: nothing to stream after
-            if newest is not None and loop.time() >= stream_at and self._streams < MAX_STREAMS:
+            newest = log.newest  # None while the log is empty: stream from its end
+            if loop.time() >= stream_at and self._streams < MAX_STREAMS:
                 began = loop.time()
                 try:
                     await self._stream(log, newest)
@@ -193,20 +193,29 @@ class LogFollower:
         with self._client.background():
             return log.poll()
 
-    async def _stream(self, log: JobLog, after: LogMessage) -> None:
-        """Stream the log's messages after `after` until its end (JuliaHubError if not)."""
+    async def _stream(self, log: JobLog, after: LogMessage | None) -> None:
+        """Stream the log's messages after `after` until its end (JuliaHubError if not).
+
+        Returns early, to stream again after the newest message, when `after`
+        is None (the log was empty) and the log has a message from elsewhere.
+        """
         self._streams += 1  # counted while it waits its turn too: the cap holds
         try:
             wait = self._client.limiter.reserve(background=True)
             if wait > 0:
                 await asyncio.sleep(wait)
             async with open_log_stream(self._http(), self._client, log.jobname, after) as stream:
+                if after is None:
+                    # Streamed from the log's end: one poll now fetches what came
+                    # before the stream began (then this streams again after it).
+                    await run_on(self._polls, functools.partial(self._poll, log))
                 reference = after
                 while True:
                     batch = await stream.next_batch()
                     # A small append to the page cache, written here on the loop
                     # (the last also fsyncs the log and renames it: once per log).
-                    log.apply_newer(reference, batch.messages, bottom=batch.bottom)
+                    if log.apply_newer(reference, batch.messages, bottom=batch.bottom) is None:
+                        return  # the log is no longer empty: stream after its newest
                     log.mark_current()
                     if batch.messages:
                         reference = batch.messages[-1]

@@ -274,16 +274,23 @@ class JobLog:
         return added
 
     def apply_newer(
-        self, reference: LogMessage, messages: list[LogMessage], *, bottom: bool
-    ) -> int:
+        self, reference: LogMessage | None, messages: list[LogMessage], *, bottom: bool
+    ) -> int | None:
         """Append `messages`, fetched as those after `reference`, that the file lacks;
-        `bottom`: the log ends after them. Returns how many were added."""
+        `bottom`: the log ends after them. Returns how many were added.
+
+        `reference` None: they come from a stream that began at the end of the
+        log while the file had no message. None (nothing written) once the file
+        has one: the two may overlap, so the caller streams again after it.
+        """
         with self._write_lock:
             with self._lock:
                 newest, path = self._newest, self._path
                 if self._complete or path is None or self._store.closed:
                     return 0
-            fresh = _newer_than(messages, reference, newest)
+            if reference is None and newest is not None:
+                return None
+            fresh = messages if reference is None else _newer_than(messages, reference, newest)
             if fresh:
                 data = _encode(fresh)
                 _append(path, data)
@@ -440,7 +447,7 @@ class JobLog:
         while True:
             page = store.client.log_page(self.jobname, after=newest, nentries=store.page_size)
             messages = _without(page.messages, newest)
-            count += self.apply_newer(newest, messages, bottom=page.has_bottom)
+            count += self.apply_newer(newest, messages, bottom=page.has_bottom) or 0
             if page.has_bottom or len(page.messages) < store.page_size:
                 return count  # caught up; a full page means more are waiting
             newest = messages[-1] if messages else newest
