@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import stat
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -528,3 +530,79 @@ def test_failed_backlog_leaves_nothing_and_the_next_open_starts_over(
     reader.close()
     store.close()
     client.close()
+
+
+@dataclass
+class SamePageServer:
+    """A server whose get_logs answers every request with the same three messages
+    (whatever it is asked), as a broken or hostile server might."""
+
+    url: str = ""
+    top_first: bool = False  # the first answer carries the top marker
+    asked: list[str] = field(default_factory=list)  # the paths it was asked
+
+
+@pytest.fixture
+def same_page_server() -> Iterator[SamePageServer]:
+    page = [
+        {"message": f"line {n}", "timestamp": 1_700_000_000_000 + n, "eventId": str(n)}
+        for n in range(1, 4)
+    ]
+    fake = SamePageServer()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # the http.server API
+            fake.asked.append(self.path)
+            top = fake.top_first and len(fake.asked) == 1
+            messages = [{"_meta": True, "end": "top"}, *page] if top else page
+            body = json.dumps(json.dumps(messages)).encode()  # a JSON string of the array
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_server_that_sends_the_same_page_for_older_messages_fails_the_fetch(
+    same_page_server: SamePageServer, tmp_path: Path
+) -> None:
+    client = JuliaHubClient(same_page_server.url, TokenSource(token="t" * 20))
+    store = LogStore(client, JobRegistry(client), tmp_path)
+    try:
+        with pytest.raises(ServerError, match="same messages again"):
+            store.open("jr-loop")
+        assert len(same_page_server.asked) == 2  # the newest, then one "older" page: no loop
+        assert os.listdir(tmp_path / "tmp") == []  # and no chunk files left behind
+    finally:
+        store.close()
+        client.close()
+
+
+def test_a_server_that_sends_the_same_page_for_newer_messages_fails_the_poll(
+    same_page_server: SamePageServer, tmp_path: Path
+) -> None:
+    same_page_server.top_first = True
+    client = JuliaHubClient(same_page_server.url, TokenSource(token="t" * 20))
+    store = LogStore(client, JobRegistry(client), tmp_path, page_size=3)  # every page full
+    try:
+        reader = store.open("jr-loop")
+        # Ends (asking again and again would never return), with the reason.
+        with pytest.raises(ServerError, match="same messages again"):
+            reader.log.poll()
+        reader.close()
+    finally:
+        store.close()
+        client.close()

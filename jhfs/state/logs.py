@@ -34,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from jhfs.client import JuliaHubClient, JuliaHubError, LogMessage
+from jhfs.client import JuliaHubClient, JuliaHubError, LogMessage, ServerError
 from jhfs.client.api import LOG_PAGE_CAP
 from jhfs.state.cachedir import clean_stale_temp, durable_rename, private_dir, temp_file
 from jhfs.state.errors import ShuttingDownError
@@ -379,9 +379,17 @@ class JobLog:
                     # logged yet. Treat it as empty rather than loop.
                     break
                 oldest = messages[0]
+                seen = {m.event_id for m in messages if m.event_id is not None}
                 page = store.client.log_page(self.jobname, before=oldest, nentries=store.page_size)
                 pages += 1
                 messages = _without(page.messages, oldest)
+                if any(m.event_id in seen for m in messages):
+                    # Asked for what came before, it sent some of the same again:
+                    # paging on would never reach the top.
+                    raise ServerError(
+                        f"the log of {self.jobname}: the server sent the same messages "
+                        f"again when asked for older ones (page {pages})"
+                    )
             with self._write_lock:
                 self._install(chunks, newest)
         finally:
@@ -444,13 +452,19 @@ class JobLog:
     def _fetch_newer(self, newest: LogMessage) -> int:
         store = self._store
         count = 0
+        seen: set[str] = set()  # the previous page's eventIds
         while True:
             page = store.client.log_page(self.jobname, after=newest, nentries=store.page_size)
             messages = _without(page.messages, newest)
+            if any(m.event_id in seen for m in messages):
+                raise ServerError(
+                    f"the log of {self.jobname}: the server sent the same messages again "
+                    "when asked for newer ones"
+                )
             count += self.apply_newer(newest, messages, bottom=page.has_bottom) or 0
-            if page.has_bottom or len(page.messages) < store.page_size:
+            if page.has_bottom or len(page.messages) < store.page_size or not messages:
                 return count  # caught up; a full page means more are waiting
-            newest = messages[-1] if messages else newest
+            newest, seen = messages[-1], {m.event_id for m in messages if m.event_id}
 
     def _finish(self) -> None:
         """The bottom was seen: move the file to its final name for this and later mounts.
