@@ -43,6 +43,16 @@ def test_valid_writes(data: bytes, commands: list[object]) -> None:
         b"kill\n\nkill\n",  # an empty line among commands
         b"kill\nbogus\n",  # one bad line spoils the write
         b"\xff\xfe\n",
+        # Only \n (or \r\n) ends a line, and only spaces and tabs separate words.
+        b"kill\x0bkill\n",
+        b"kill\x0ckill\n",
+        b"kill\x1ckill\n",
+        b"kill\rkill\n",
+        "kill\u0085kill\n".encode(),
+        "kill\u2028kill\n".encode(),
+        "extend\u00a02\n".encode(),
+        "extend\u20032\n".encode(),
+        b"kill\x0b\n",
         b"k" * (MAX_WRITE + 1),
     ],
 )

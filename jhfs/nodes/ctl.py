@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 MAX_WRITE = 1024
 HOURS = re.compile(r"[0-9]+")
+LINE_END = re.compile(r"\r?\n")
+BLANKS = re.compile(r"[ \t]+")
 
 
 class CtlSyntaxError(ValueError):
@@ -55,14 +57,21 @@ def parse_commands(data: bytes) -> list[Command]:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise CtlSyntaxError("a ctl write must be UTF-8 text") from None
-    lines = text.splitlines()
-    if not lines:
+    if not text:
         raise CtlSyntaxError("empty ctl write: expected `kill` or `extend HOURS`")
+    # Lines end with \n (or \r\n) only: str.splitlines would also split at
+    # vertical tab, form feed, \x1c-\x1e, NEL and U+2028/9, so that
+    # `printf 'kill\x0bkill'` would send two kills.
+    lines = LINE_END.split(text)
+    if lines[-1] == "":
+        lines.pop()  # the write's final newline
     return [parse_line(line) for line in lines]
 
 
 def parse_line(line: str) -> Command:
-    words = line.split()
+    # Words are separated by spaces and tabs only (str.split also takes NBSP
+    # and the other Unicode spaces).
+    words = [word for word in BLANKS.split(line) if word]
     match words:
         case ["kill"]:
             return Kill()
