@@ -31,6 +31,7 @@ from jhfs.client import (
     TokenSource,
     TransferCancelled,
 )
+from jhfs.client.api import RETRY_AFTER_CAP, _retry_after
 from jhfs.client.models import FileHash
 
 UNKNOWN_JOB = "jr-zzzzzzzzzz"
@@ -845,3 +846,14 @@ def test_requests_exceptions_never_escape(fresh_emulator: Emulator) -> None:
         with pytest.raises(ServerUnreachableError) as info:
             call()
         assert not isinstance(info.value, requests.RequestException)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("2", 2.0), ("-5", 0.0), ("1e9", RETRY_AFTER_CAP), ("inf", RETRY_AFTER_CAP), ("nan", None),
+     ("soon", None), ("", None)],
+)  # fmt: skip
+def test_retry_after_is_a_bounded_wait_or_none(value: str, seconds: float | None) -> None:
+    response = requests.Response()
+    response.headers["Retry-After"] = value
+    assert _retry_after(response) == seconds

@@ -25,6 +25,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import math
 import random
 import re
 import threading
@@ -142,6 +143,8 @@ def _retry_after(response: requests.Response) -> float | None:
         except (TypeError, ValueError):
             return None
         seconds = when.timestamp() - time.time()
+    if math.isnan(seconds):
+        return None  # "nan" parses as a float, and would make every wait fail
     return min(max(seconds, 0.0), RETRY_AFTER_CAP)
 
 
