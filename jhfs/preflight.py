@@ -26,11 +26,17 @@ def default_cache_root() -> Path:
 
 
 def server_cache_dir(root: Path, server: str) -> Path:
-    """One cache directory per server (host, port and path prefix), mode 0700."""
+    """One cache directory per server (host, port and path prefix), mode 0700, as
+    is every directory created on the way there (the root, ~/.cache), whatever
+    the umask."""
     parts = urlsplit(server)
     name = re.sub(r"[^A-Za-z0-9.-]", "_", parts.netloc + parts.path.rstrip("/"))
     directory = root / name
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    umask = os.umask(0o077)  # missing parents get the umask's mode: 0700 too
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    finally:
+        os.umask(umask)
     directory.chmod(0o700)
     return directory
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,16 @@ def test_cache_dir_is_private_and_per_server(tmp_path: Path) -> None:
     assert first.name == "127.0.0.1_8080"
     assert second.name == "juliahub.com_prefix"
     assert first.stat().st_mode & 0o777 == 0o700
+
+
+def test_cache_dirs_created_on_the_way_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    umask = os.umask(0)
+    try:
+        directory = server_cache_dir(tmp_path / "cache" / "jhfs", "http://127.0.0.1:8080")
+    finally:
+        os.umask(umask)
+    for created in (directory, directory.parent, directory.parent.parent):
+        assert created.stat().st_mode & 0o777 == 0o700, created
 
 
 def test_mount_options_parse() -> None:
