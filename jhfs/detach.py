@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -57,9 +58,16 @@ def serve_detached(
             os.close(ready_write)
 
     def ready() -> None:
+        try:
+            log = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError as exc:
+            # Mounted, but with nowhere to log: unmount (libfuse's SIGTERM
+            # handling) and tell the waiting parent why.
+            tell_parent(f"cannot open the log file {log_file}: {exc.strerror}")
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
         logger.info("mounted %s; logging to %s", settings.mountpoint, log_file)
         null = os.open(os.devnull, os.O_RDWR)
-        log = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(null, 0)
         os.dup2(null, 1)
         os.dup2(log, 2)

@@ -106,6 +106,28 @@ def test_mount_detaches_once_ready_and_umount_ends_it(emulator: Emulator, tmp_pa
             os.kill(pid, signal.SIGKILL)
 
 
+def test_a_detached_mount_that_cannot_open_its_log_file_says_so_and_unmounts(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    cache = tmp_path / "cache"
+    server_dir = cache / emulator.url.removeprefix("http://").replace(":", "_")
+    (server_dir / "jhfs.log").mkdir(parents=True)  # the log file cannot be opened
+    try:
+        result = jhfs("mount", str(mountpoint), "--cache-dir", str(cache),
+                      env=jhfs_env(emulator), timeout=60)  # fmt: skip
+        assert result.returncode == 1
+        errors = [line for line in result.stderr.splitlines() if "error" in line]
+        assert errors == [
+            f"jhfs: error: cannot open the log file {server_dir / 'jhfs.log'}: Is a directory"
+        ]
+        wait_for(lambda: not is_mounted(mountpoint), what="the mount to go")
+        wait_for(lambda: not mount_processes(mountpoint), what="its process to end")
+    finally:
+        force_unmount(mountpoint)
+
+
 def test_umount_of_a_busy_mount_is_lazy_with_a_message(emulator: Emulator, tmp_path: Path) -> None:
     with mount_jhfs(emulator, tmp_path) as mount:
         busy = subprocess.Popen(["sleep", "600"], cwd=mount.jobs)
