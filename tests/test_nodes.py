@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import stat
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -215,6 +216,18 @@ def test_files_directories_skip_names_that_cannot_be_paths(ctx: MountContext) ->
     assert node(ctx, "/jobs/jr-running/files").readdir() == ["input", "odd", "result"]
     assert node(ctx, "/jobs/jr-running/files/odd").readdir() == []
     assert node(ctx, "/jobs/jr-running/files/result").readdir() == ["late.bin"]
+
+
+def test_jobs_whose_names_cannot_be_paths_are_left_out_of_the_listing(
+    ctx: MountContext,
+) -> None:
+    odd = [replace(parse_job(DONE), jobname=name) for name in ("jr-a/b", "jr-x\0y", "jr-\ud800")]
+    listing = Registry(parse_job(RUNNING), *odd, parse_job(DONE))
+    odd_ctx = replace(ctx, registry=listing)  # type: ignore[arg-type]
+    assert node(odd_ctx, "/jobs").readdir() == ["jr-running", "jr-done"]
+    assert [name for name, _ in node(odd_ctx, "/jobs").readdir_plus()] == [
+        "jr-running", "jr-done",
+    ]  # fmt: skip
 
 
 def test_unfinished_upload_is_eagain_at_open(ctx: MountContext) -> None:

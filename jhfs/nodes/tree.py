@@ -32,8 +32,19 @@ def resolve(root: Node, path: str) -> Node:
 
 
 def is_path_component(name: str) -> bool:
-    """Whether a server-chosen name can be one entry of a directory."""
-    return name not in ("", ".", "..") and "/" not in name and "\0" not in name
+    """Whether a server-chosen name can be one entry of a directory.
+
+    Not with "/" or NUL (the kernel would refuse the whole listing, or see
+    another name), and not with a lone surrogate from a JSON escape, which
+    has no bytes a path could hold.
+    """
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        return False
+    try:
+        name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 XATTR_PID = XATTR_NAMESPACE + "pid"
@@ -73,16 +84,18 @@ class JobsDir(Directory):
     def mtime_ns(self) -> int:
         return self.ctx.mounted_at_ns
 
+    def _listed(self) -> list[Job]:
+        """The listing's jobs, but for a name no directory entry can have."""
+        return [job for job in self.ctx.registry.list_jobs() if is_path_component(job.jobname)]
+
     def children(self) -> list[str]:
-        return [job.jobname for job in self.ctx.registry.list_jobs()]
+        return [job.jobname for job in self._listed()]
 
     def readdir_plus(self) -> list[tuple[str, Attrs | None]]:
         # The listing has every job's attributes: the kernel then knows each
         # entry without a lookup (`ls -l` of 10,000 jobs needs none), and a
         # listed job is never looked up behind a slow lookup of another name.
-        return [
-            (job.jobname, JobDir(self.ctx, job).getattr()) for job in self.ctx.registry.list_jobs()
-        ]
+        return [(job.jobname, JobDir(self.ctx, job).getattr()) for job in self._listed()]
 
     def nlink(self) -> int:
         return 1  # "not counted": tools like find then look into every entry
