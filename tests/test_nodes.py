@@ -230,6 +230,16 @@ def test_jobs_whose_names_cannot_be_paths_are_left_out_of_the_listing(
     ]  # fmt: skip
 
 
+def test_a_lone_surrogate_from_the_server_is_readable_in_results_and_info_json(
+    ctx: MountContext,
+) -> None:
+    raw = {**DONE, "outputs": "ok \ud800 done"}  # what json.loads makes of "\\ud800"
+    odd_ctx = replace(ctx, registry=Registry(parse_job(raw)))  # type: ignore[arg-type]
+    assert node(odd_ctx, "/jobs/jr-done/results").render() == b"ok ? done"
+    info = node(odd_ctx, "/jobs/jr-done/info.json").render()
+    assert json.loads(info)["outputs"] == "ok \ud800 done"
+
+
 def test_unfinished_upload_is_eagain_at_open(ctx: MountContext) -> None:
     late = node(ctx, "/jobs/jr-running/files/result/late.bin")
     assert late.getattr()["st_size"] == 0

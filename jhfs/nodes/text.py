@@ -56,14 +56,20 @@ class InfoFile(GeneratedFile):
     """The job object exactly as the server sent it, pretty-printed."""
 
     def render(self) -> bytes:
-        return (json.dumps(self.job.raw, indent=2, ensure_ascii=False) + "\n").encode()
+        try:
+            return (json.dumps(self.job.raw, indent=2, ensure_ascii=False) + "\n").encode()
+        except UnicodeEncodeError:
+            # A lone surrogate from a JSON escape has no UTF-8: escaped again,
+            # the JSON still says exactly what the server sent.
+            return (json.dumps(self.job.raw, indent=2) + "\n").encode()
 
 
 class ResultsFile(GeneratedFile):
-    """The job's RESULTS text (`outputs`), as is."""
+    """The job's RESULTS text (`outputs`), as is (a lone surrogate, which has no
+    UTF-8, as "?", as in logs)."""
 
     def render(self) -> bytes:
-        return self.job.outputs.encode()
+        return self.job.outputs.encode("utf-8", "replace")
 
 
 class HostnameFile(GeneratedFile):
