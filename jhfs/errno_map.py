@@ -34,6 +34,9 @@ class FuseOSError(OSError):
         super().__init__(code, os.strerror(code))
 
 
+# A full disk under the cache directory (downloads, logs): said as such.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
 TOKEN_HINT = (
     "the server refused the token (401): refresh it (JULIAHUB_TOKEN, or log in "
     "again with JuliaHub.jl to renew auth.toml)"
@@ -59,6 +62,8 @@ def errno_for(exc: BaseException) -> int:
         return errno.EINTR
     if isinstance(exc, ValueError):
         return errno.EINVAL
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+        return exc.errno
     return errno.EIO
 
 
@@ -86,6 +91,8 @@ def fuse_error(exc: BaseException, operation: str, path: str) -> FuseOSError:
         logger.error("%s: %s", where, exc)
     elif isinstance(exc, ValueError):
         logger.warning("%s: invalid input: %s", where, exc)
+    elif code in DISK_FULL:
+        logger.error("%s: the cache's disk is full: %s", where, exc)
     else:
         # A bug or an unexpected local failure: the traceback goes to the log,
         # the kernel gets EIO.

@@ -38,6 +38,8 @@ from jhfs.state.errors import FileNotReadyError, IntegrityError
         # requests exceptions are OSErrors without an errno: never passed through.
         (requests.ConnectionError("reset"), errno.EIO),
         (FileNotFoundError(errno.ENOENT, "blob vanished"), errno.EIO),
+        (OSError(errno.ENOSPC, "No space left on device"), errno.ENOSPC),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), errno.EDQUOT),
         (RuntimeError("bug"), errno.EIO),
         (KeyError("bug"), errno.EIO),
     ],
@@ -47,6 +49,14 @@ def test_errno_for(exc: Exception, code: int) -> None:
     error = fuse_error(exc, "read", "/jobs/x/status")
     assert isinstance(error, FuseOSError)
     assert error.errno == code
+
+
+def test_a_full_disk_is_one_line_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="jhfs.errno_map"):
+        fuse_error(OSError(errno.ENOSPC, "No space left on device"), "read", "/jobs/x/logs")
+    [record] = caplog.records
+    assert record.exc_info is None
+    assert "disk is full" in record.getMessage()
 
 
 def test_unknown_exceptions_log_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
