@@ -453,12 +453,28 @@ def test_download_name_with_odd_characters(emulator: Emulator) -> None:
     assert download_all(make_client(emulator), file) == content
 
 
-def test_download_of_a_missing_file_is_not_found(emulator: Emulator) -> None:
+def test_a_404_for_what_the_server_listed_is_its_error_not_a_missing_name(
+    emulator: Emulator,
+) -> None:
+    # A file, a log and the job list come from the server's own listings: a 404
+    # for one is EIO ("the server answered 404"), never ENOENT, which would say
+    # that a name `ls` shows does not exist.
     jobname = emulator.create_finished(status="Completed")
     # A size > 0: a well-formed Range (an empty one would be bytes=0--1).
     missing = JobFile(jobname, "result", "nope.bin", 10, FileHash(None, None), None)
-    with pytest.raises(NotFoundError):
+    with pytest.raises(ServerError, match="404"):
         download_all(make_client(emulator), missing)
+
+
+@pytest.mark.parametrize("endpoint", ["get_jobs", "get_logs"])
+def test_a_404_for_the_job_list_or_a_log_is_a_server_error(
+    fresh_emulator: Emulator, endpoint: str
+) -> None:
+    jobname = fresh_emulator.create_finished(status="Completed")
+    fresh_emulator.fault(endpoint=endpoint, mode="status", status=404)
+    client = make_client(fresh_emulator)
+    with pytest.raises(ServerError, match="404"):
+        client.jobs() if endpoint == "get_jobs" else client.log_page(jobname)
 
 
 @pytest.mark.parametrize("mode", ["truncate", "reset"])

@@ -226,7 +226,9 @@ class JuliaHubClient:
             if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
                 raise ValueError(f"limit must be a positive integer, not {limit!r}")
             params["limit"] = limit
-        answer = self._call("GET", "/juliaruncloud/get_jobs", params=params, what="job list")
+        answer = self._call(
+            "GET", "/juliaruncloud/get_jobs", params=params, what="job list", listed=True
+        )
         return parse_jobs(self._json(answer, "the job list"))
 
     def job(self, jobname: str) -> Job | None:
@@ -299,7 +301,11 @@ class JuliaHubClient:
             params["event_id"] = reference.event_id
             params["start_time" if after is not None else "end_time"] = reference.timestamp_ms
         answer = self._call(
-            "GET", "/juliaruncloud/get_logs", params=params, what=f"logs of job {jobname}"
+            "GET",
+            "/juliaruncloud/get_logs",
+            params=params,
+            what=f"logs of job {jobname}",
+            listed=True,
         )
         try:
             return parse_log_page(answer)
@@ -333,7 +339,7 @@ class JuliaHubClient:
                 "GET", path, params={"filetype": file.type}, headers=headers, stream=True
             )
             with response:
-                self._raise_for_status(response, what, retryable=True)
+                self._raise_for_status(response, what, retryable=True, listed=True)
                 if response.status_code == 206:
                     match = _CONTENT_RANGE.fullmatch(self._content_range(response))
                     if match is None or int(match.group(1)) != position:
@@ -375,15 +381,17 @@ class JuliaHubClient:
         json_body: Any = None,
         what: str,
         action: bool = False,
+        listed: bool = False,
     ) -> bytes:
-        """A whole request's body, with retries and status mapping."""
+        """A whole request's body, with retries and status mapping (`listed`: see
+        _raise_for_status)."""
 
         def attempt() -> bytes:
             response = self._send(
                 method, path, params=params, headers=headers, json_body=json_body, stream=True
             )
             with response:
-                self._raise_for_status(response, what, retryable=not action)
+                self._raise_for_status(response, what, retryable=not action, listed=listed)
                 return self._read_body(response)
 
         return self._with_retries(attempt, what, retryable=not action)
@@ -493,7 +501,13 @@ class JuliaHubClient:
         connect, read = self._timeout
         return min(connect, left), min(read, left)
 
-    def _raise_for_status(self, response: requests.Response, what: str, *, retryable: bool) -> None:
+    def _raise_for_status(
+        self, response: requests.Response, what: str, *, retryable: bool, listed: bool = False
+    ) -> None:
+        """Raise for an answer other than 200/206. `listed`: the request is about
+        something the server has listed (the job list itself, a listed job's log or
+        file), so a 404 is the server's error (EIO), not a name that does not
+        exist (ENOENT)."""
         status = response.status_code
         if status in (200, 206):
             return
@@ -515,7 +529,7 @@ class JuliaHubClient:
                 f"{what}: not permitted (403; the server also says this for a job that "
                 "does not exist)"
             )
-        if status == 404:
+        if status == 404 and not listed:
             raise NotFoundError(f"{what}: not found (404)")
         raise ServerError(f"{what}: the server answered {status}: {self._snippet(body)}")
 
