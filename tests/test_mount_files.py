@@ -115,3 +115,21 @@ def test_unfinished_upload_reads_as_eagain_until_it_has_a_hash(mnt: Mount) -> No
     assert wait_for(lambda: sh(f"cat {late}").stdout == content.decode(), what="the upload")
     assert hashlib.sha256(late.read_bytes()).hexdigest() == wire_hash(mnt, jobname, "late.bin")
     sh(f"echo kill > {mnt.job(jobname)}/ctl")
+
+
+def test_a_finished_jobs_unfinished_upload_is_asked_for_again(mnt: Mount) -> None:
+    emulator = mnt.emulator
+    jobname = emulator.create_finished(
+        files=[{"type": "result", "name": "late.bin", "uploading": True}]
+    )
+    late = mnt.job(jobname) / "files" / "result" / "late.bin"
+    busy = sh(f"cat {late}")
+    assert "Resource temporarily unavailable" in busy.stderr
+    content = b"uploaded after the job ended\n"
+    emulator.admin(
+        "POST",
+        f"jobs/{jobname}/files",
+        {"type": "result", "name": "late.bin", "content": base64.b64encode(content).decode()},
+    )
+    # "Try again later" works: a finished job is kept for good only once final.
+    assert wait_for(lambda: sh(f"cat {late}").stdout == content.decode(), what="the upload")

@@ -79,6 +79,11 @@ class Job:
     def is_done(self) -> bool:
         return self.status in DONE_STATUSES
 
+    @property
+    def is_final(self) -> bool:
+        """Nothing about it will change: done, and every file uploaded (has its hash)."""
+        return self.is_done and all(file.is_uploaded for file in self.files)
+
 
 @dataclass(frozen=True, slots=True)
 class LogMessage:

@@ -120,8 +120,8 @@ class JobDir(Directory):
         return self.ctx.submit_time(self.job)
 
     def fresh_job(self) -> Job:
-        """The job as fresh as the registry promises (no request for a finished one)."""
-        return self.job if self.job.is_done else self.ctx.registry.get(self.job.jobname)
+        """The job as fresh as the registry promises (no request for a final one)."""
+        return self.job if self.job.is_final else self.ctx.registry.get(self.job.jobname)
 
     def children(self) -> list[str]:
         names = ["status", "info.json", "results", "logs", "files", "ctl"]

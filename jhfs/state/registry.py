@@ -36,8 +36,9 @@ class JobRegistry:
     - list_jobs(): one get_jobs call (limit=jobs_limit), reused for up to
       `listing_ttl` seconds; every job in it also answers
       get() without a request while it is fresh enough for get().
-    - get(name): finished jobs are cached for the life of the mount (they never
-      change); a running job's copy is at most `ttl` seconds old. A job not in
+    - get(name): final jobs (done, every file uploaded) are cached for the life
+      of the mount (they never change); any other job's copy is at most `ttl`
+      seconds old. A job not in
       the listing is looked up with client.job(); unknown names raise
       NotFoundError and are remembered for `negative_ttl` seconds in a bounded
       cache. Timeouts / 5xx propagate (never cached as not-found), and are
@@ -121,7 +122,7 @@ class JobRegistry:
                 return  # a newer listing landed meanwhile
             # Finished jobs that fell out of the listing stay known without a request.
             for name, job in self._listed.items():
-                if name not in listed and job.is_done:
+                if name not in listed and job.is_final:
                     self._lookups[name] = (job, self._listing_at or started)
             self._listing, self._listed, self._listing_at = jobs, listed, started
             for name in [name for name in self._missing if name in listed]:
@@ -145,7 +146,7 @@ class JobRegistry:
             found = self._newest(jobname)
             if found is not None:
                 job, fetched_at = found
-                if job.is_done or self._clock() - fetched_at < self._ttl:
+                if job.is_final or self._clock() - fetched_at < self._ttl:
                     return job
             elif jobname in self._missing:
                 raise NotFoundError(f"no job named {jobname!r}")
