@@ -245,9 +245,12 @@ def test_timestamps(value: Any, expected: dt.datetime | None) -> None:
     assert parse_timestamp(value) == expected
 
 
-@pytest.mark.parametrize("value", ["yesterday", "2023-13-45T00:00:00Z", True, 1.5, [1]])
+@pytest.mark.parametrize(
+    "value",
+    ["yesterday", "2023-13-45T00:00:00Z", True, 1.5, [1], "0001-01-01T00:00:00+01:00"],
+)
 def test_bad_timestamps_are_server_errors(value: Any) -> None:
-    with pytest.raises(ServerError, match="time"):
+    with pytest.raises(ServerError, match=r"time|range"):
         parse_timestamp(value)
     with pytest.raises(ServerError):
         parse_job(job_object(starttimestamp=value))
@@ -436,3 +439,9 @@ def test_misplaced_marker_is_accepted_with_a_warning(caplog: pytest.LogCaptureFi
 def test_bad_log_bodies(body: bytes, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         parse_log_page(body)
+
+
+def test_json_nested_too_deep_is_a_malformed_answer() -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(ServerError, match="malformed"):
+        parse_log_page(deep)

@@ -536,7 +536,7 @@ class JuliaHubClient:
     def _json(self, answer: bytes, what: str) -> Any:
         try:
             body = json.loads(answer)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             raise ServerError(f"{what}: the answer is not JSON: {self._snippet(answer)}") from None
         try:
             raise_for_failure(body, what)

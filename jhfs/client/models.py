@@ -168,7 +168,12 @@ def parse_timestamp(value: Any, what: str = "timestamp") -> dt.datetime | None:
             ) from None
         if parsed.tzinfo is None:
             return parsed.replace(tzinfo=dt.UTC)
-        return parsed if parsed.tzinfo is dt.UTC else parsed.astimezone(dt.UTC)
+        try:
+            return parsed if parsed.tzinfo is dt.UTC else parsed.astimezone(dt.UTC)
+        except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+            raise ServerError(
+                f"malformed answer from the server: {what} {value!r} is out of range"
+            ) from None
     if value is None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -285,7 +290,7 @@ def parse_inputs(text: Any, what: str = "inputs") -> dict[str, Any]:
             value = json.loads(candidate)
             if isinstance(value, str):
                 value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             continue
         if isinstance(value, dict):
             return value
@@ -478,7 +483,7 @@ def parse_log_page(body: str | bytes) -> LogPage:
         # The quirk: the array arrives as a JSON string; tolerate a bare array too.
         if isinstance(decoded, str):
             decoded = json.loads(decoded)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise ServerError(f"malformed log answer from the server: {exc}") from None
     if isinstance(decoded, dict):
         raise_for_failure(decoded, "reading the log")
