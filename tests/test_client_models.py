@@ -278,6 +278,11 @@ def test_job_timestamps_may_be_null_or_missing() -> None:
         ("", None),
         (None, None),
         (42, None),
+        ("https://jr abc.hub.example.com/", None),
+        ("https://jr-abc\x00.hub.example.com/", None),
+        ("https://" + "a" * 5000 + ".example.com/", None),
+        ("https://-jr.hub.example.com/", None),
+        ("https://jr-abc.hub.example.com:443/", "jr-abc.hub.example.com"),
     ],
 )
 def test_proxy_link_only_bare_https_host(link: Any, host: str | None) -> None:

@@ -316,6 +316,14 @@ def parse_status(value: Any, what: str = "status") -> str:
     return value
 
 
+# A DNS host name: labels of letters, digits and inner hyphens, 253 characters
+# at most (not spaces, NUL or 5,000 characters from a broken server).
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+
+
 def parse_proxy_hostname(value: Any) -> str | None:
     """The host of `https://host/` or `https://host`; anything else is ignored (None)."""
     if not isinstance(value, str) or not value:
@@ -333,6 +341,7 @@ def parse_proxy_hostname(value: Any) -> str | None:
         or parts.fragment
         or parts.username is not None
         or parts.password is not None
+        or not _HOST_NAME.fullmatch(hostname)
     ):
         logger.debug("ignoring proxy_link %r: not a bare https host", value)
         return None
