@@ -450,3 +450,11 @@ def test_json_nested_too_deep_is_a_malformed_answer() -> None:
     deep = "[" * 100_000 + "]" * 100_000
     with pytest.raises(ServerError, match="malformed"):
         parse_log_page(deep)
+
+
+def test_a_malformed_message_is_dropped_not_the_page(caplog: pytest.LogCaptureFixture) -> None:
+    bad = {**log_entry(2), "message": 42}
+    with caplog.at_level(logging.WARNING):
+        page = parse_log_page(log_body([log_entry(1), bad, log_entry(3)]))
+    assert [m.event_id for m in page.messages] == ["1", "3"]
+    assert "left out of the log" in caplog.text

@@ -506,7 +506,11 @@ def parse_log_page(body: str | bytes) -> LogPage:
         entry = _require_dict(entry, "log message")
         end = _meta_end(entry)
         if end is None:
-            messages.append(parse_log_message(entry))
+            try:
+                messages.append(parse_log_message(entry))
+            except ServerError as exc:
+                # As JuliaHub.jl does: one bad message is dropped, not the page.
+                _warn_once(f"left out of the log: {exc}")
             continue
         if (end == "top" and position != 0) or (end == "bottom" and position != last):
             logger.warning("log marker %r at unexpected position %d of %d", end, position, last + 1)
