@@ -36,6 +36,8 @@ from jhfs.client.models import FileHash
 
 UNKNOWN_JOB = "jr-zzzzzzzzzz"
 
+SOME_TOKEN = "a-token-that-is-no-word"  # redacted wherever it appears
+
 
 def make_client(em: Emulator, **kwargs: Any) -> JuliaHubClient:
     return JuliaHubClient(em.url, TokenSource(token=em.token), **kwargs)
@@ -235,7 +237,7 @@ def test_server_url_rules(emulator: Emulator) -> None:
     assert slashed.whoami()["username"] == "emulator-user"
     for bad in ("http://juliahub.com", "ftp://127.0.0.1", "http://192.168.1.1:80"):
         with pytest.raises(ValueError):
-            JuliaHubClient(bad, TokenSource(token="t"))
+            JuliaHubClient(bad, TokenSource(token=SOME_TOKEN))
 
 
 def test_a_path_prefix_is_kept(emulator: Emulator) -> None:
@@ -417,7 +419,9 @@ def free_port() -> int:
 
 
 def test_connection_refused(caplog: pytest.LogCaptureFixture) -> None:
-    client = JuliaHubClient(f"http://127.0.0.1:{free_port()}", TokenSource(token="t"), retries=2)
+    client = JuliaHubClient(
+        f"http://127.0.0.1:{free_port()}", TokenSource(token=SOME_TOKEN), retries=2
+    )
     with caplog.at_level(logging.WARNING, logger="jhfs.client"):
         with pytest.raises(ServerUnreachableError, match="3 attempts"):
             client.jobs()
@@ -736,7 +740,7 @@ def test_download_restarts_when_range_is_not_honoured() -> None:
 
     server = RecordingServer("127.0.0.1", respond)
     try:
-        client = JuliaHubClient(f"http://127.0.0.1:{server.port}", TokenSource(token="t"))
+        client = JuliaHubClient(f"http://127.0.0.1:{server.port}", TokenSource(token=SOME_TOKEN))
         file = JobFile("jr-aaaaaaaaaa", "result", "out.bin", len(blob), FileHash(None, None), None)
         sink = BytesSink(file.size)
         client.download_range(file, 0, file.size, sink)
@@ -774,7 +778,7 @@ def test_download_refuses_a_range_it_did_not_ask_for() -> None:
 
     server = RecordingServer("127.0.0.1", respond)
     try:
-        client = JuliaHubClient(f"http://127.0.0.1:{server.port}", TokenSource(token="t"))
+        client = JuliaHubClient(f"http://127.0.0.1:{server.port}", TokenSource(token=SOME_TOKEN))
         file = JobFile("jr-aaaaaaaaaa", "result", "out.bin", len(blob), FileHash(None, None), None)
         sink = BytesSink(file.size)
         client.download_range(file, 0, file.size, sink)
@@ -873,3 +877,23 @@ def test_retry_after_is_a_bounded_wait_or_none(value: str, seconds: float | None
     response = requests.Response()
     response.headers["Retry-After"] = value
     assert _retry_after(response) == seconds
+
+
+@pytest.mark.parametrize("token", ["q", "sh0rt", "a-long-enough-token"])
+def test_a_token_the_server_echoes_is_redacted_whatever_its_length(token: str) -> None:
+    def echo(handler: http.server.BaseHTTPRequestHandler) -> None:
+        body = f"bad token {token} for {token}".encode()
+        handler.send_response(500)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    server = RecordingServer("127.0.0.1", echo)
+    try:
+        client = JuliaHubClient(f"http://127.0.0.1:{server.port}", TokenSource(token=token))
+        with pytest.raises(ServerError) as raised:
+            client.jobs()
+        assert token not in str(raised.value)  # a short token garbles the text: so be it
+        assert "<token>" in str(raised.value)
+    finally:
+        server.close()

@@ -14,6 +14,8 @@ from jhfs.client.auth import auth_toml_path, depot_dir, normalize_server
 
 ENV_VARS = ("JULIAHUB_SERVER", "JULIAHUB_TOKEN", "JULIA_PKG_SERVER", "JULIA_DEPOT_PATH")
 
+SOME_TOKEN = "a-token-that-is-no-word"  # redacted wherever it appears
+
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -265,7 +267,7 @@ def test_fixed_token_source() -> None:
     with pytest.raises(ValueError):
         TokenSource()
     with pytest.raises(ValueError):
-        TokenSource(token="t", auth_toml=Path("x"))
+        TokenSource(token=SOME_TOKEN, auth_toml=Path("x"))
     with pytest.raises(AuthenticationError):
         TokenSource(token="  ")
     assert TokenSource(token=" padded-token\n").token() == "padded-token"
