@@ -25,16 +25,7 @@ from typing import Any
 import pytest
 from conftest import Emulator, start_emulator, stop_emulator, wait_for
 
-
-def is_mounted(path: Path) -> bool:
-    target = os.fsencode(os.path.abspath(path))
-    with open("/proc/self/mountinfo", "rb") as mountinfo:
-        for line in mountinfo:
-            # Field 5 is the mount point, with spaces etc. escaped as \040.
-            mount_point = line.split()[4].decode("unicode_escape").encode("latin-1")
-            if mount_point == target:
-                return True
-    return False
+from jhfs.unmounting import mounted as is_mounted
 
 
 def module_emulator() -> Any:

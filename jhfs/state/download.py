@@ -51,6 +51,7 @@ from jhfs.client import JobFile, JuliaHubClient, TransferCancelled
 from jhfs.state.cachedir import durable_rename
 from jhfs.state.errors import IntegrityError, ShuttingDownError
 from jhfs.state.pools import WorkerPool
+from jhfs.state.waiting import POLL  # the one interval of waits that may end early
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,6 @@ HASH_TURN = 8  # blocks hashed per turn on the hash pool before other downloads'
 # cost CPU (measured on the emulator: 1 GiB in 0.6 s on one, 1.4 s on four).
 PROBE_BYTES = 4 << 20
 FAST_CONNECTION = 250_000_000
-INTERRUPT_POLL = 0.1  # seconds between looks at whether a waiting read was abandoned
 
 
 @dataclass
@@ -289,7 +289,7 @@ class Download:
         TransferCancelled.
         """
         end = min(offset + len(buf), self.size)
-        next_look = time.monotonic() + INTERRUPT_POLL
+        next_look = time.monotonic() + POLL
         with self._cond:
             while True:
                 if self._error is not None:
@@ -307,8 +307,8 @@ class Download:
                     # costs a look into /proc.
                     if abandoned():
                         raise TransferCancelled(describe(self.file))
-                    next_look = time.monotonic() + INTERRUPT_POLL
-                self._cond.wait(INTERRUPT_POLL)
+                    next_look = time.monotonic() + POLL
+                self._cond.wait(POLL)
         if end <= offset:
             return 0
         return os.preadv(self._fd, [buf[: end - offset]], offset)
