@@ -29,6 +29,7 @@ from jhfs.state.freshness import KERNEL_TIMEOUT
 from jhfs.state.logs import LogStore
 from jhfs.state.registry import JobRegistry
 from jhfs.state.waiting import Waiter
+from jhfs.unmounting import SUBTYPE
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
     )
     options: dict[str, str | bool | float] = {
         "fsname": f"jhfs:{urlsplit(client.server).netloc}",
-        "subtype": "jhfs",
+        "subtype": SUBTYPE,
         "default_permissions": True,  # the kernel enforces the modes (ctl is 0200)
         "attr_timeout": KERNEL_TIMEOUT,
         "entry_timeout": KERNEL_TIMEOUT,

@@ -1,11 +1,14 @@
 """Before mounting: the mount point, the server and its answer to the token, the cache directory.
 
 Each problem is a MountError with one line that says what to do. Needs no
-libfuse, so the command line checks all this before loading it.
+libfuse, so the command line checks all this before loading it. A mount point
+left behind by a jhfs of this user that died (killed, crashed) is unmounted
+first, with one line saying so.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -18,6 +21,9 @@ from jhfs.client import (
     ServerUnreachableError,
 )
 from jhfs.mount_errors import MountError
+from jhfs.unmounting import MountEntry, answers, mount_entry, unmount_dead
+
+logger = logging.getLogger(__name__)
 
 
 def default_cache_root() -> Path:
@@ -42,6 +48,9 @@ def server_cache_dir(root: Path, server: str) -> Path:
 
 
 def check_mountpoint(mountpoint: Path) -> None:
+    entry = mount_entry(mountpoint)
+    if entry is not None:
+        _recover_dead_mount(mountpoint, entry)
     try:
         is_dir = mountpoint.is_dir()
     except OSError as exc:  # ENOTCONN: the FUSE process behind it is gone
@@ -50,6 +59,30 @@ def check_mountpoint(mountpoint: Path) -> None:
         raise MountError(f"{mountpoint} is not a directory")
     if os.path.ismount(mountpoint):
         raise MountError(f"{mountpoint} is already a mount point")
+
+
+def _recover_dead_mount(mountpoint: Path, entry: MountEntry) -> None:
+    """Unmount what is mounted on `mountpoint` if it is a jhfs of this user whose
+    process is gone; any other mount is a MountError."""
+    alive = answers(mountpoint)
+    if alive:
+        raise MountError(f"{mountpoint} is already a mount point")
+    if alive is None:
+        raise MountError(
+            f"{mountpoint} is already a mount point, which does not answer; "
+            f"`jhfs umount {mountpoint}` detaches it"
+        )
+    if not entry.is_jhfs_of(os.getuid()):
+        raise MountError(
+            f"{mountpoint}: the process of the {entry.fstype} mount there has died; "
+            f"run `fusermount -u {mountpoint}`"
+        )
+    failure = unmount_dead(mountpoint, entry)
+    if failure is not None:
+        raise MountError(
+            f"{mountpoint}: could not unmount the mount of a jhfs that had died: {failure}"
+        )
+    logger.warning("%s: recovered the mount point of a jhfs that had died", mountpoint)
 
 
 def check_server(client: JuliaHubClient) -> str:

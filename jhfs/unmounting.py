@@ -1,16 +1,24 @@
-"""`jhfs umount`: unmount with fusermount; a busy mount's process is asked to end.
+"""Mounts on a path: what /proc/self/mountinfo says is there, whether its process still
+answers, and unmounting it (`jhfs umount`, and a dead jhfs's mount before a new one).
 
-A mount is busy while a program has a file or directory of it open, a
+`jhfs umount` unmounts with fusermount; a busy mount's process is asked to
+end. A mount is busy while a program has a file or directory of it open, a
 reader waiting on a download say. Then the process serving the mount (which
 names itself through the root's user.jhfs.pid attribute) gets SIGTERM, as
 from `kill`: it lets waiting reads go with EIO, keeps partial downloads for
 the next mount, unmounts and exits. A mount that does not answer is detached
 lazily instead.
+
+A FUSE mount outlives its process when that is killed (SIGKILL, a crash):
+the kernel then answers every request with ENOTCONN until it is unmounted.
+`answers` tells such a dead mount from a live one without ever blocking on
+a hung one, and `unmount_dead` clears it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -19,20 +27,96 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from jhfs.nodes.tree import XATTR_PID
 
-ANSWER_WITHIN = 2.0  # seconds a mount has to name its process
+T = TypeVar("T")
+
+SUBTYPE = "jhfs"  # the FUSE subtype of a jhfs mount: "fuse.jhfs" in mountinfo
+ANSWER_WITHIN = 2.0  # seconds a mount has to answer (name its process, a statfs)
 END_WITHIN = 10.0  # seconds a mount's process has to end after SIGTERM
 _OCTAL = re.compile(rb"\\([0-7]{3})")  # an escaped byte in /proc/self/mountinfo
+_GONE = (errno.ENOTCONN, errno.ECONNABORTED)  # the kernel's word for a FUSE process gone
+
+
+@dataclass(frozen=True)
+class MountEntry:
+    """The topmost mount on a path, as /proc/self/mountinfo describes it."""
+
+    mount_id: int  # unique among the mounts that exist: a new mount gets a new one
+    fstype: str  # "fuse.jhfs" for jhfs
+    options: frozenset[str]  # the file system's own, e.g. user_id=1000 for FUSE
+
+    def is_jhfs_of(self, uid: int) -> bool:
+        return self.fstype == f"fuse.{SUBTYPE}" and f"user_id={uid}" in self.options
+
+
+def mount_entry(mountpoint: Path) -> MountEntry | None:
+    """What is mounted on `mountpoint`, from /proc/self/mountinfo (a stat of a
+    mount whose process is ending or hung could block)."""
+    # The kernel lists resolved paths; the last component is left as it is,
+    # since resolving it would stat the mount itself.
+    absolute = Path(os.path.abspath(mountpoint))
+    target = os.fsencode(Path(os.path.realpath(absolute.parent)) / absolute.name)
+    found = None
+    with open("/proc/self/mountinfo", "rb") as table:
+        for line in table:
+            # id parent major:minor root mountpoint options [optional...] - fstype source super
+            fields = line.split()
+            # Spaces and the like in a path are octal escapes (\040).
+            if _OCTAL.sub(lambda m: bytes([int(m[1], 8)]), fields[4]) != target:
+                continue
+            tail = fields[fields.index(b"-", 6) + 1 :]
+            found = MountEntry(  # a later line is a mount on top of an earlier one
+                mount_id=int(fields[0]),
+                fstype=tail[0].decode(errors="replace"),
+                options=frozenset(tail[2].decode(errors="replace").split(",")),
+            )
+    return found
+
+
+def mounted(mountpoint: Path) -> bool:
+    """Whether `mountpoint` is a mount point (see mount_entry)."""
+    return mount_entry(mountpoint) is not None
+
+
+def answers(mountpoint: Path) -> bool | None:
+    """Whether the process serving the mount at `mountpoint` answers a statfs (which
+    the kernel never answers from its caches): False when the kernel says that
+    process is gone, None when no answer came within ANSWER_WITHIN (hung, busy,
+    or still starting)."""
+
+    def statfs() -> bool:
+        try:
+            os.statvfs(mountpoint)
+        except OSError as exc:
+            if exc.errno in _GONE:
+                return False
+        return True  # any other answer came from a live process
+
+    return _within(statfs)
+
+
+def unmount_dead(mountpoint: Path, entry: MountEntry) -> str | None:
+    """Unmount the mount `entry` at `mountpoint`, whose process is gone: plainly, or
+    lazily when a program still uses it. None once it is gone, else why not."""
+    command, lazy = _commands()
+    result = subprocess.run([*command, str(mountpoint)], capture_output=True, text=True)
+    if result.returncode != 0 and _still_there(mountpoint, entry):
+        result = subprocess.run([*lazy, str(mountpoint)], capture_output=True, text=True)
+    # Another jhfs recovering the same mount point may have been first.
+    if result.returncode == 0 or not _still_there(mountpoint, entry):
+        return None
+    return _last_line(result.stderr)
 
 
 def unmount(mountpoint: Path) -> int:
     """`jhfs umount`: 0 once the mount is gone (or detached), else 1 with a message."""
-    fusermount = shutil.which("fusermount3") or shutil.which("fusermount")
-    command = [fusermount, "-u"] if fusermount else ["umount"]
-    lazy = [fusermount, "-uz"] if fusermount else ["umount", "-l"]
+    command, lazy = _commands()
     result = subprocess.run([*command, str(mountpoint)], capture_output=True, text=True)
     if result.returncode == 0:
         return 0
@@ -54,24 +138,46 @@ def unmount(mountpoint: Path) -> int:
             )
             return 0
         result = lazy_result
-    message = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"
-    print(f"jhfs: could not unmount {mountpoint}: {message}", file=sys.stderr)
+    print(f"jhfs: could not unmount {mountpoint}: {_last_line(result.stderr)}", file=sys.stderr)
     return 1
+
+
+def _commands() -> tuple[list[str], list[str]]:
+    """The commands that unmount: plainly, and lazily."""
+    fusermount = shutil.which("fusermount3") or shutil.which("fusermount")
+    if fusermount:
+        return [fusermount, "-u"], [fusermount, "-uz"]
+    return ["umount"], ["umount", "-l"]
+
+
+def _last_line(stderr: str) -> str:
+    return stderr.strip().splitlines()[-1] if stderr.strip() else "failed"
+
+
+def _still_there(mountpoint: Path, entry: MountEntry) -> bool:
+    now = mount_entry(mountpoint)
+    return now is not None and now.mount_id == entry.mount_id
+
+
+def _within(call: Callable[[], T]) -> T | None:
+    """call()'s result, or None if it has not returned within ANSWER_WITHIN."""
+    answer: list[T] = []
+    # A hung mount never answers: ask from a thread that may be left behind.
+    asking = threading.Thread(target=lambda: answer.append(call()), daemon=True)
+    asking.start()
+    asking.join(ANSWER_WITHIN)
+    return answer[0] if answer else None
 
 
 def _serving_process(mountpoint: Path) -> int | None:
     """The pid of the jhfs process serving `mountpoint`, if it says so in time."""
-    answer: list[bytes] = []
 
-    def ask() -> None:
+    def ask() -> bytes:
         with contextlib.suppress(OSError):  # not jhfs, or not answering
-            answer.append(os.getxattr(mountpoint, XATTR_PID))
+            return os.getxattr(mountpoint, XATTR_PID)
+        return b""
 
-    # A hung mount never answers: ask from a thread that may be left behind.
-    asking = threading.Thread(target=ask, daemon=True)
-    asking.start()
-    asking.join(ANSWER_WITHIN)
-    text = answer[0].decode(errors="replace") if answer else ""
+    text = (_within(ask) or b"").decode(errors="replace")
     return int(text) if text.isdigit() else None
 
 
@@ -86,17 +192,4 @@ def _ended(pid: int, mountpoint: Path) -> bool:
         if not mounted(mountpoint):
             return True
         time.sleep(0.05)
-    return False
-
-
-def mounted(mountpoint: Path) -> bool:
-    """Whether `mountpoint` is a mount point, from /proc/self/mountinfo (a stat
-    of a mount whose process is ending could block)."""
-    target = os.fsencode(os.path.abspath(mountpoint))
-    with open("/proc/self/mountinfo", "rb") as table:
-        for line in table:
-            # The fifth field; spaces and the like in it are octal escapes (\040).
-            field = _OCTAL.sub(lambda m: bytes([int(m[1], 8)]), line.split()[4])
-            if field == target:
-                return True
     return False
