@@ -221,7 +221,10 @@ def test_files_directories_skip_names_that_cannot_be_paths(ctx: MountContext) ->
 def test_jobs_whose_names_cannot_be_paths_are_left_out_of_the_listing(
     ctx: MountContext,
 ) -> None:
-    odd = [replace(parse_job(DONE), jobname=name) for name in ("jr-a/b", "jr-x\0y", "jr-\ud800")]
+    odd = [
+        replace(parse_job(DONE), jobname=name)
+        for name in ("jr-a/b", "jr-x\0y", "jr-\ud800", "jr-\udcff")
+    ]
     listing = Registry(parse_job(RUNNING), *odd, parse_job(DONE))
     odd_ctx = replace(ctx, registry=listing)  # type: ignore[arg-type]
     assert node(odd_ctx, "/jobs").readdir() == ["jr-running", "jr-done"]
@@ -311,3 +314,25 @@ def test_directories_are_not_files_and_files_not_directories(ctx: MountContext) 
     with pytest.raises(FuseOSError) as raised:
         node(ctx, "/jobs/jr-done/status/x")
     assert raised.value.errno == errno.ENOTDIR
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/\udcff",
+        "/jobs/jr-\udcff",
+        "/jobs/jr-done/status\udcff",
+        "/jobs/jr-done/files/\udcff",
+        "/jobs/jr-running/files/input/code.jl\udcff",
+        "/jobs/jr-\udcff/status",
+    ],
+)
+def test_a_name_whose_bytes_are_not_utf8_is_no_such_name_and_asks_nothing(
+    ctx: MountContext, path: str
+) -> None:
+    # mfusepy decodes a path's bytes with surrogateescape: b"\xff" is "\udcff".
+    with pytest.raises(FuseOSError) as raised:
+        node(ctx, path)
+    assert raised.value.errno == errno.ENOENT
+    fetched = ctx.registry.fetched  # type: ignore[attr-defined]
+    assert not any("\udcff" in jobname for jobname in fetched)  # the server is not asked

@@ -23,25 +23,34 @@ from jhfs.nodes.text import HostnameFile, InfoFile, ResultsFile, StatusFile
 
 
 def resolve(root: Node, path: str) -> Node:
-    """The node at an absolute path of the mount (ENOENT when a name does not exist)."""
+    """The node at an absolute path of the mount (ENOENT when a name does not exist).
+
+    mfusepy decodes a path's bytes with surrogateescape, so bytes that are
+    not UTF-8 arrive as lone surrogates: such a name is no entry's (below),
+    and is refused before any node looks it up (or asks the server about it).
+    """
     node = root
     for name in path.split("/"):
         if name:
+            if not is_path_component(name):
+                raise FuseOSError(errno.ENOENT)
             node = node.lookup(name)
     return node
 
 
 def is_path_component(name: str) -> bool:
-    """Whether a server-chosen name can be one entry of a directory.
+    """Whether a name can be one entry of a directory (a server-chosen one, or a
+    name looked up).
 
     Not with "/" or NUL (the kernel would refuse the whole listing, or see
-    another name), and not with a lone surrogate from a JSON escape, which
-    has no bytes a path could hold.
+    another name), and not with a lone surrogate: from a JSON escape it has no
+    bytes a path could hold, and from a path it stands for bytes that are not
+    UTF-8, which no name the server chose has.
     """
     if name in ("", ".", "..") or "/" in name or "\0" in name:
         return False
     try:
-        name.encode("utf-8", "surrogateescape")
+        name.encode("utf-8")
     except UnicodeEncodeError:
         return False
     return True
