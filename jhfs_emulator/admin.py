@@ -10,9 +10,10 @@ POST /_emulator/jobs                 {"finished": {"status", "log_lines", "outpu
 GET  /_emulator/jobs/{jobname}       -> internal state (process id, deadline, work dir...)
 POST /_emulator/jobs/{jobname}/files {"type", "name", "content" | "size" [, "seed"]}
                                      adds a file, or finishes one that is still uploading
-POST /_emulator/faults               {"endpoint", "mode", "status", "retry_after", "delay",
-                                      "rate", "jobname", "count"} -> {"faults": [...]}
-                                     one-shot modes (count defaults to 1): status, delay,
+POST /_emulator/faults               {"endpoint", "mode", "status", "retry_after", "body",
+                                      "delay", "rate", "jobname", "count"} -> {"faults": [...]}
+                                     one-shot modes (count defaults to 1): status (with
+                                     body: that text is the answer), delay,
                                      reset, truncate, corrupt; download shaping modes (until
                                      cleared unless count is given): throttle (rate bytes/s
                                      for each connection), no_range (200 with the whole file

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from jhfs_emulator.context import USERNAME, context_of, json_answer
 from jhfs_emulator.download import BlobResponse
-from jhfs_emulator.logpages import LogQueryError, page_positions, render_page
+from jhfs_emulator.logpages import LogQueryError, LogQueryRefused, page_positions, render_page
 from jhfs_emulator.model import JOBNAME_PATTERN, Job
 
 logger = logging.getLogger(__name__)
@@ -89,9 +89,8 @@ async def extend_job(request: web.Request) -> web.Response:
         return _extend_error(
             f"extendby must be a whole number of hours >= 1, got {extendby!r}", 400
         )
-    if job.done:
-        return _extend_error(f"Job {jobname} is not running")
-    store.extend(job, extendby)
+    if not job.done:  # a finished job has no time left to extend, and it is no error
+        store.extend(job, extendby)
     return json_answer({"success": True, "message": ""})
 
 
@@ -103,7 +102,7 @@ async def get_logs(request: web.Request) -> web.Response:
     query = request.query
     jobname = query.get("jobname")
     if not jobname:
-        return json_answer("jobname missing", 400)
+        return web.Response(status=400, text="jobname missing")
     job: Job | None = context_of(request).store.get(jobname)
     if job is None:
         return _no_access()
@@ -113,6 +112,8 @@ async def get_logs(request: web.Request) -> web.Response:
         positions = page_positions(job.log, query)
     except LogQueryError as error:
         return _logs_error(str(error))
+    except LogQueryRefused as error:
+        return web.Response(status=400, text=str(error))
     # The quirk: the array is sent as a JSON string holding its JSON text.
     body = json.dumps(render_page(job.log, positions), ensure_ascii=False)
     return web.Response(body=body.encode(), content_type="application/json")

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from jhfs_emulator import admin, api, streamlogs
+from jhfs_emulator import admin, api, graphql, streamlogs
 from jhfs_emulator.context import CONTEXT, STREAM_FAULT, EmulatorContext, context_of, json_answer
 from jhfs_emulator.damage import send_damaged
 from jhfs_emulator.download import BlobResponse
@@ -22,6 +22,12 @@ from jhfs_emulator.faults import ENDPOINTS, JOB_ENDPOINTS, Shaping
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# What the official client sends to the Hasura-backed endpoints (GraphQL gets the role only).
+HASURA_HEADERS = {
+    "job": {"X-Hasura-Role": "jhuser", "X-JuliaHub-Ensure-JS": "true"},
+    "graphql": {"X-Hasura-Role": "jhuser"},
+}
 
 
 def _endpoint(request: web.Request) -> str | None:
@@ -39,13 +45,12 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     given = request.headers.get("Authorization", "").encode()
     if not hmac.compare_digest(given, expected):
         return web.Response(status=401, text="Invalid authentication")
-    if endpoint == "job" and (
-        request.headers.get("X-Hasura-Role") != "jhuser"
-        or request.headers.get("X-JuliaHub-Ensure-JS") != "true"
+    if endpoint in HASURA_HEADERS and any(
+        request.headers.get(name) != value for name, value in HASURA_HEADERS[endpoint].items()
     ):
         # The real service needs these; answer anyway, but make the omission visible.
         context.stats.missing_hasura_headers += 1
-        logger.warning("%s without the X-Hasura-Role/X-JuliaHub-Ensure-JS headers", request.path)
+        logger.warning("%s without the headers %s", request.path, HASURA_HEADERS[endpoint])
     return await handler(request)
 
 
@@ -79,7 +84,10 @@ async def inject_faults(request: web.Request, handler: Handler) -> web.StreamRes
         logger.info("fault for %s: %s", request.path, fault)
         if fault.mode == "status":
             headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
-            answer = json_answer({"success": False, "message": "injected fault"}, fault.status)
+            if fault.body is None:
+                answer = json_answer({"success": False, "message": "injected fault"}, fault.status)
+            else:
+                answer = web.Response(text=fault.body, status=fault.status)
             answer.headers.update(headers)
             return answer
         if fault.mode == "delay":
@@ -117,6 +125,7 @@ def build_app(context: EmulatorContext) -> web.Application:
     app[CONTEXT] = context
     app.on_response_prepare.append(_count_bytes)
     app.router.add_get("/api/v1", api.api_v1, name="api_v1")
+    app.router.add_post("/v1/graphql", graphql.graphql, name="graphql")
     app.router.add_get("/juliaruncloud/get_jobs", api.get_jobs, name="get_jobs")
     app.router.add_get("/api/rest/jobs/{jobname}", api.job_details, name="job")
     app.router.add_get("/juliaruncloud/kill_job", api.kill_job, name="kill_job")

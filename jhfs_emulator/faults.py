@@ -3,7 +3,8 @@
 There are two kinds of fault, both added with POST /_emulator/faults:
 
 - One-shot faults apply to the next `count` requests (default 1) of one
-  endpoint (or `*`): answer with an HTTP status (and Retry-After), answer late,
+  endpoint (or `*`): answer with an HTTP status (and Retry-After, and `body`:
+  a text answered as is instead of the JSON failure), answer late,
   cut the connection mid-body (a TCP reset), end the body early (a clean close
   short of Content-Length), or flip some bytes of the body (length unchanged).
   A request takes at most one of them, the first matching in the order added.
@@ -28,7 +29,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 JOB_ENDPOINTS = frozenset({"job", "kill_job", "extend_job", "get_logs", "download", "stream_logs"})
-ENDPOINTS = JOB_ENDPOINTS | {"get_jobs", "api_v1"}
+ENDPOINTS = JOB_ENDPOINTS | {"get_jobs", "api_v1", "graphql"}
 SHAPING_MODES = frozenset({"throttle", "no_range"})
 MODES = frozenset({"status", "delay", "reset", "truncate", "corrupt"}) | SHAPING_MODES
 
@@ -47,6 +48,7 @@ class Fault:
     delay: float = 1.0
     rate: float | None = None  # bytes per second per connection, for throttle
     jobname: str | None = None
+    body: str | None = None  # for status: the answer's text, instead of the JSON failure
 
     @classmethod
     def from_spec(cls, spec: Any) -> Fault:
@@ -62,6 +64,7 @@ class Fault:
         count = spec.get("count", None if mode in SHAPING_MODES else 1)
         status, retry_after = spec.get("status", 503), spec.get("retry_after")
         delay, rate, jobname = spec.get("delay", 1.0), spec.get("rate"), spec.get("jobname")
+        body = spec.get("body")
         if "count" in spec and (not isinstance(count, int) or count < 1):
             raise FaultSpecError("count must be a whole number >= 1")
         if not isinstance(status, int) or not 100 <= status <= 599:
@@ -74,6 +77,8 @@ class Fault:
             raise FaultSpecError("rate must be a number of bytes per second > 0")
         if mode != "throttle" and rate is not None:
             raise FaultSpecError("rate is for mode throttle only")
+        if body is not None and (mode != "status" or not isinstance(body, str)):
+            raise FaultSpecError("body is a string, for mode status only")
         if jobname is not None and (not isinstance(jobname, str) or not jobname):
             raise FaultSpecError("jobname must be a job's name")
         if jobname is not None and endpoint != "*" and endpoint not in JOB_ENDPOINTS:
@@ -82,7 +87,7 @@ class Fault:
             )
         return cls(
             endpoint, mode, count, status, retry_after, float(delay),
-            None if rate is None else float(rate), jobname,
+            None if rate is None else float(rate), jobname, body,
         )  # fmt: skip
 
     def matches(self, endpoint: str, jobname: str | None) -> bool:

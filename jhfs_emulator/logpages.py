@@ -4,8 +4,9 @@ A log is the sequence: top marker (position 0), lines 1..N (position = line
 number = eventId), bottom marker (position N+1, once the job is done). A page
 is a run of at most `nentries` (<= 10,000) positions: the newest ones without
 `event_id`; those after the reference with `start_time`; those before it
-with `end_time`. The time must be the reference message's timestamp in unix
-milliseconds. Markers count toward the cap, as on the real service.
+with `end_time` (both: a 400). The time must be the reference message's
+timestamp in unix milliseconds. Markers count toward the cap, as on the real
+service.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ CAP = 10_000
 
 class LogQueryError(ValueError):
     """A query the service answers with `{"success": false, "reason": ...}`."""
+
+
+class LogQueryRefused(ValueError):
+    """A query the service answers with a 400 and this plain text."""
 
 
 def _whole(query: Mapping[str, str], name: str) -> int | None:
@@ -37,9 +42,9 @@ def page_positions(log: JobLog, query: Mapping[str, str]) -> range:
     if nentries is not None and nentries < 1:
         raise LogQueryError("nentries must be at least 1")
     cap = CAP if nentries is None else min(nentries, CAP)
+    if "start_time" in query and "end_time" in query:
+        raise LogQueryRefused("both start_time and end_time provided")
     start_time, end_time = _whole(query, "start_time"), _whole(query, "end_time")
-    if start_time is not None and end_time is not None:
-        raise LogQueryError("Only one of start_time and end_time may be provided")
     count = len(log)
     end = count + 2 if log.finished else count + 1  # one past the last position
     event_text = query.get("event_id")

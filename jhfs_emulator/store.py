@@ -216,7 +216,10 @@ class JobStore:
         return jobs
 
     async def kill(self, job: Job) -> None:
-        """Stop a job; one without a process (created finished) stops at once."""
+        """Stop a job; one without a process (created finished) stops at once.
+
+        A job already over keeps the status it ended with: a done status is final.
+        """
         if job.done:
             return
         if job.work_dir is None:

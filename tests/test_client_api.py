@@ -224,10 +224,14 @@ def test_extend_validation_sends_nothing(fresh_emulator: Emulator, hours: Any) -
     assert requests_to(fresh_emulator, "extend_job") == 0
 
 
-def test_extend_of_a_finished_job_is_a_server_error(emulator: Emulator) -> None:
+def test_extend_and_kill_of_a_finished_job_succeed_and_change_nothing(
+    emulator: Emulator, client: JuliaHubClient
+) -> None:
     jobname = emulator.create_finished(status="Completed")
-    with pytest.raises(ServerError, match="not running"):
-        make_client(emulator).extend_job(jobname, 1)
+    before = client.job(jobname)
+    client.extend_job(jobname, 1)
+    client.kill_job(jobname)
+    assert client.job(jobname) == before
 
 
 def test_server_url_rules(emulator: Emulator) -> None:

@@ -47,6 +47,18 @@ def test_fault_status_with_retry_after_for_count_requests(fresh_emulator: Emulat
     assert em.admin("GET", "faults") == {"faults": []}
 
 
+def test_fault_status_with_a_body_answers_that_text(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    text = "both start_time and end_time provided"
+    em.fault(endpoint="get_logs", mode="status", status=400, body=text)
+    response = get(em, "/juliaruncloud/get_logs", jobname="jr-0000000000")
+    assert (response.status_code, response.text) == (400, text)
+    em.fault(endpoint="graphql", mode="status", status=200, body='{"errors": []}')
+    response = requests.post(f"{em.url}/v1/graphql", json={}, headers=em.headers, timeout=10)
+    assert (response.status_code, response.json()) == (200, {"errors": []})
+    assert em.admin("GET", "faults") == {"faults": []}
+
+
 def test_fault_delay_answers_late_but_right(fresh_emulator: Emulator) -> None:
     em = fresh_emulator
     # Held: no answer at all while the delay lasts (how long it takes is in the bench).
@@ -120,7 +132,10 @@ def test_wildcard_fault_and_clearing(fresh_emulator: Emulator) -> None:
 
 
 def test_fault_requests_are_validated(fresh_emulator: Emulator) -> None:
-    for spec in ({"endpoint": "nope"}, {"mode": "explode"}, {"count": 0}, {"status": 42}):
+    for spec in (
+        {"endpoint": "nope"}, {"mode": "explode"}, {"count": 0}, {"status": 42},
+        {"mode": "delay", "body": "text"}, {"mode": "status", "body": 42},
+    ):  # fmt: skip
         response = requests.post(
             f"{fresh_emulator.url}/_emulator/faults", json=spec, headers=fresh_emulator.headers,
             timeout=10,

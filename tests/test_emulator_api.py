@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 import requests
-from conftest import Emulator
+from conftest import Emulator, wait_for
 
 ISO_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$")
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -66,6 +66,7 @@ def test_every_endpoint_needs_the_bearer_token(emulator: Emulator) -> None:
     jobname = emulator.create_finished(log_lines=3)
     calls = [
         ("GET", "/api/v1"),
+        ("POST", "/v1/graphql"),
         ("GET", "/juliaruncloud/get_jobs"),
         ("GET", f"/api/rest/jobs/{jobname}"),
         ("GET", f"/juliaruncloud/kill_job?jobname={jobname}"),
@@ -88,6 +89,71 @@ def test_api_v1_identity(emulator: Emulator) -> None:
     assert body["api_version"] == "0.0.1"
     assert isinstance(body["username"], str) and body["username"]
     assert body["timezone"]["utc_offset"] == "+00:00"
+
+
+# The official client's user query, as it sends it to a server without /api/v1.
+USER_INFO_QUERY = """query UserInfo {
+  users {
+    name
+    username
+    firstname
+    id
+    info: emails {
+      email
+      features {
+        app {
+          featureid
+          name: appspec(path: "name")
+          appspec
+        }
+      }
+    }
+  }
+}
+"""
+
+
+def graphql(em: Emulator, body: Any, role: str | None = "jhuser") -> requests.Response:
+    headers = em.headers if role is None else {**em.headers, "X-Hasura-Role": role}
+    return requests.post(f"{em.url}/v1/graphql", json=body, headers=headers, timeout=10)
+
+
+def test_graphql_answers_the_user_query_as_asked(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    body = {"variables": {}, "operationName": None, "query": USER_INFO_QUERY}
+    response = graphql(em, body)
+    assert response.status_code == 200
+    (user,) = response.json()["data"]["users"]
+    identity = get(em, "/api/v1").json()
+    assert user["username"] == identity["username"]
+    assert isinstance(user["id"], int) and not isinstance(user["id"], bool)
+    assert set(user) == {"name", "username", "firstname", "id", "info"}  # the alias, not emails
+    (email,) = user["info"]
+    assert set(email) == {"email", "features"} and "@" in email["email"]
+    aliased = graphql(em, {"query": "query { users(limit: 1) { me: username } }"}).json()
+    assert aliased == {"data": {"users": [{"me": identity["username"]}]}}
+    assert em.stats()["missing_hasura_headers"] == 0
+    assert graphql(em, body, role=None).status_code == 200
+    assert em.stats()["missing_hasura_headers"] == 1
+    assert em.stats()["requests"]["graphql"] == 3
+
+
+def test_graphql_errors_are_a_200_with_errors_and_no_data(emulator: Emulator) -> None:
+    for body, code in [
+        ({"query": "{ jobs { id } }"}, "validation-failed"),
+        ({"query": "{ users { password } }"}, "validation-failed"),
+        ({"query": "{ users { username { first } } }"}, "validation-failed"),
+        ({"query": "mutation { delete_users { affected_rows } }"}, "validation-failed"),
+        ({"query": "{ users { username "}, "parse-failed"),
+        ({"variables": {}}, "parse-failed"),
+    ]:
+        response = graphql(emulator, body)
+        assert response.status_code == 200, body
+        answer = response.json()
+        assert "data" not in answer, body
+        (error,) = answer["errors"]
+        assert error["extensions"]["code"] == code, body
+        assert error["message"], body
 
 
 def test_get_jobs_returns_20_latest_first_unless_limited(fresh_emulator: Emulator) -> None:
@@ -183,6 +249,14 @@ def test_kill_answers_status_true(emulator: Emulator) -> None:
     assert logs(emulator, jobname)[-1] == {"_meta": True, "end": "bottom", "message": ""}
 
 
+def test_kill_of_a_finished_job_succeeds_and_keeps_its_status(emulator: Emulator) -> None:
+    jobname = emulator.create_finished(status="Completed", log_lines=2)
+    before = job_object(emulator, jobname)
+    response = get(emulator, "/juliaruncloud/kill_job", jobname=jobname)
+    assert response.status_code == 200 and response.json()["status"] is True
+    assert job_object(emulator, jobname) == before
+
+
 def extend(em: Emulator, body: Any) -> requests.Response:
     return requests.post(
         f"{em.url}/juliaruncloud/extend_job_time_limit", json=body, headers=em.headers, timeout=10
@@ -195,6 +269,18 @@ def test_extend_unknown_job(emulator: Emulator) -> None:
     assert malformed.status_code == 200
     assert malformed.json()["success"] is False
     assert malformed.json()["message"].startswith("Invalid jobname")
+
+
+def test_extend_of_a_finished_job_succeeds_and_changes_nothing(emulator: Emulator) -> None:
+    jobname = emulator.submit("sleep 600", timelimit=1)
+    get(emulator, "/juliaruncloud/kill_job", jobname=jobname)
+    wait_for(lambda: job_object(emulator, jobname)["status"] == "Stopped", what="Stopped")
+    before = emulator.admin("GET", f"jobs/{jobname}")
+    response = extend(emulator, {"jobname": jobname, "extendby": 2})
+    assert response.status_code == 200
+    assert response.json() == {"success": True, "message": ""}
+    assert emulator.admin("GET", f"jobs/{jobname}") == before
+    assert job_object(emulator, jobname)["status"] == "Stopped"
 
 
 def test_extend_validates_whole_hours(emulator: Emulator) -> None:
@@ -273,11 +359,6 @@ def test_logs_query_errors(emulator: Emulator) -> None:
     jobname = emulator.create_finished(log_lines=20)
     page = logs(emulator, jobname)
     reference = page[5]
-    both = raw_logs(
-        emulator, jobname, event_id=reference["eventId"], start_time=ms(reference),
-        end_time=ms(reference),
-    )  # fmt: skip
-    assert both["success"] is False and "reason" in both
     wrong_time = raw_logs(emulator, jobname, event_id="5", start_time=ms(reference) + 1)
     assert wrong_time["success"] is False
     unknown_event = raw_logs(emulator, jobname, event_id="999", start_time=ms(reference))
@@ -286,6 +367,22 @@ def test_logs_query_errors(emulator: Emulator) -> None:
     response = get(emulator, "/juliaruncloud/get_logs", jobname="jr-0000000000",
                    log_output_type="content", log_out_type="json")  # fmt: skip
     assert response.status_code == 403
+
+
+def test_logs_with_both_times_or_without_jobname_are_a_plain_text_400(emulator: Emulator) -> None:
+    jobname = emulator.create_finished(log_lines=20)
+    reference = logs(emulator, jobname)[5]
+    both = get(
+        emulator, "/juliaruncloud/get_logs", jobname=jobname, log_output_type="content",
+        log_out_type="json", event_id=reference["eventId"], start_time=ms(reference),
+        end_time=ms(reference),
+    )  # fmt: skip
+    assert (both.status_code, both.text) == (400, "both start_time and end_time provided")
+    assert both.headers["Content-Type"].startswith("text/plain")
+    nameless = get(emulator, "/juliaruncloud/get_logs", log_output_type="content",
+                   log_out_type="json")  # fmt: skip
+    assert (nameless.status_code, nameless.text) == (400, "jobname missing")
+    assert nameless.headers["Content-Type"].startswith("text/plain")
 
 
 def test_range_requests_and_deterministic_blobs(emulator: Emulator) -> None:

@@ -135,7 +135,7 @@ def test_persistent_throttle_stays_until_delete(fresh_emulator: Emulator) -> Non
     (pending,) = em.admin("GET", "faults")["faults"]
     assert pending == {
         "endpoint": "download", "mode": "throttle", "count": None, "status": 503,
-        "retry_after": None, "delay": 1.0, "rate": 100 * MB, "jobname": None,
+        "retry_after": None, "delay": 1.0, "rate": 100 * MB, "jobname": None, "body": None,
     }  # fmt: skip
     em.admin("DELETE", "faults")
     assert em.admin("GET", "faults") == {"faults": []}
