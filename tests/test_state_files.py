@@ -8,6 +8,8 @@ import hashlib
 import logging
 import os
 import stat
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from jhfs.client import (
     TransferCancelled,
 )
 from jhfs.state import download as download_module
+from jhfs.state.cachedir import temp_file
 from jhfs.state.download import CHUNK_SIZE, Download
 from jhfs.state.errors import FileNotReadyError, IntegrityError
 from jhfs.state.files import FileCache
@@ -445,10 +448,46 @@ def test_leftovers_of_a_dead_process_are_removed_at_start(
     emulator: Emulator, client: JuliaHubClient, tmp_path: Path
 ) -> None:
     file_cache(client, tmp_path)
-    dead = tmp_path / "tmp" / "999999999.abc.part"  # beyond pid_max: no such process
-    live = tmp_path / "tmp" / f"{os.getpid()}.def.part"  # a download of a mount still running
-    dead.write_bytes(b"partial")
-    live.write_bytes(b"partial")
+    tmp = tmp_path / "tmp"
+    fd, live = temp_file(tmp, ".part")  # a download of a mount still running: this one
+    os.close(fd)
+    pid, start = live.name.split(".", 1)[0].split("-")
+    # The pid is ours, but the file is another process's, which used it before.
+    reused = tmp / f"{pid}-{int(start) - 1}.abc.part"
+    dead = tmp / "999999999-1.abc.part"  # beyond pid_max: no such process
+    old_dead = tmp / "999999999.abc.part"  # named by an older jhfs
+    old_live = tmp / f"{pid}.abc.part"
+    for path in (reused, dead, old_dead, old_live):
+        path.write_bytes(b"partial")
     file_cache(client, tmp_path)
-    assert not dead.exists()
-    assert live.exists()
+    assert sorted(os.listdir(tmp)) == sorted([live.name, old_live.name])
+
+
+def test_leftovers_of_a_killed_process_go_while_it_is_still_a_zombie(
+    emulator: Emulator, client: JuliaHubClient, tmp_path: Path
+) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    # A process that made a temporary file, then was killed and not reaped (yet).
+    child = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from jhfs.state.cachedir import temp_file; "
+         f"temp_file(Path({str(tmp)!r}), '.part'); print('made', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "made\n"
+        (leftover,) = os.listdir(tmp)
+        assert leftover.startswith(f"{child.pid}-")
+        child.kill()
+        wait_for(lambda: zombie(child.pid), what="the killed process to be a zombie")
+        file_cache(client, tmp_path)
+        assert os.listdir(tmp) == []
+    finally:
+        child.kill()
+        child.wait()
+
+
+def zombie(pid: int) -> bool:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2] == "Z"

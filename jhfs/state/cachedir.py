@@ -4,15 +4,19 @@ Layout under the per-server cache directory (all dirs 0700, files 0600):
   blobs/<hex sha256>   verified job files (files.FileCache)
   logs/<jobname>.log   complete logs of finished jobs (logs.LogStore)
   partial/<hex sha256> downloads stopped before their end, kept to resume (partial)
-  tmp/<pid>.*          downloads, log chunks and growing logs in progress
-Temporary names start with the owning process id, so a later mount can delete
-what a crashed one left behind without touching a live mount's files. A file
-becomes valid under its final name by `durable_rename`, after its own bytes
-were fsynced: a crash leaves either the old state or the whole new file.
+  tmp/<owner>.*        downloads, log chunks and growing logs in progress
+Temporary names start with their owner: the process id and the process's
+start time (`<pid>-<ticks since boot>`), so a later mount can delete what a
+killed or crashed one left behind without touching a live mount's files,
+even once the dead one's pid belongs to another process (pids are reused,
+soon in a container) or while it is a zombie nobody reaped. A file becomes
+valid under its final name by `durable_rename`, after its own bytes were
+fsynced: a crash leaves either the old state or the whole new file.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -32,8 +36,14 @@ def private_dir(path: Path) -> Path:
 
 def temp_file(tmp_dir: Path, suffix: str) -> tuple[int, Path]:
     """A new file in tmp_dir, mode 0600, named after this process: (fd, path)."""
-    fd, name = tempfile.mkstemp(prefix=f"{os.getpid()}.", suffix=suffix, dir=tmp_dir)
+    fd, name = tempfile.mkstemp(prefix=_owner(os.getpid()), suffix=suffix, dir=tmp_dir)
     return fd, Path(name)
+
+
+@functools.lru_cache(maxsize=1)  # a fork's child asks with its own pid
+def _owner(pid: int) -> str:
+    """The start of this process's temporary names: "<pid>-<start time>."."""
+    return f"{pid}-{_start_time(pid)}."
 
 
 def fsync_dir(directory: Path) -> None:
@@ -53,22 +63,35 @@ def durable_rename(src: Path, dst: Path) -> None:
     fsync_dir(dst.parent)
 
 
-def _process_alive(pid: int) -> bool:
+def _start_time(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot); None if there is no
+    such process, or only its zombie."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            text = stat.read()
+    except OSError:  # FileNotFoundError, or ESRCH as it ends
+        return None
+    # pid (comm) state ... starttime is the 22nd field; comm may hold spaces and ")".
+    fields = text[text.rindex(b")") + 2 :].split()
+    return None if fields[0] in (b"Z", b"X") else int(fields[19])
+
+
+def _owner_alive(owner: str) -> bool:
+    """Whether the process a temporary file is named after still runs."""
+    pid, _, start = owner.partition("-")
+    if not pid.isdigit():
+        return False  # not a name of ours
+    started = _start_time(int(pid))
+    if not start:  # named by an older jhfs: the pid alone
+        return started is not None
+    return start.isdigit() and started == int(start)
 
 
 def clean_stale_temp(tmp_dir: Path) -> int:
     """Delete temporary files whose owning process is gone; returns how many."""
     removed = 0
     for entry in os.scandir(tmp_dir):
-        pid_text = entry.name.split(".", 1)[0]
-        if pid_text.isdigit() and _process_alive(int(pid_text)):
+        if _owner_alive(entry.name.split(".", 1)[0]):
             continue
         try:
             os.unlink(entry.path)
