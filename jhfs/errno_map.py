@@ -5,6 +5,11 @@ state layer or the client raises comes out as a `FuseOSError` with an integer
 errno and, where a person should hear about it, a log line. The binding turns
 an OSError without a positive errno (a requests exception, say) and any other
 exception into EINVAL with a traceback of its own, so nothing else may reach it.
+
+Only the layers' own exceptions have an errno of their own: a node's refusal
+(no log line: it is the answer), bad input (one line), the client's and the
+state layer's errors, and a full disk. Anything else, a ValueError included,
+is a bug or an unexpected local failure: EIO, and its traceback in the log.
 """
 
 from __future__ import annotations
@@ -22,17 +27,41 @@ from jhfs.client import (
     TransferCancelled,
 )
 from jhfs.client.errors import DeadlineExceeded
+from jhfs.nodes.errors import (
+    AttributeNotSupported,
+    BadFileHandle,
+    InvalidInput,
+    IsADirectory,
+    NoSuchAttribute,
+    NoSuchName,
+    NotADirectory,
+    ReadOnly,
+    Refusal,
+    WriteOnly,
+)
 from jhfs.state.errors import FileNotReadyError, IntegrityError, ShuttingDownError
 
 logger = logging.getLogger(__name__)
 
 
 class FuseOSError(OSError):
-    """An errno chosen on purpose (ENOENT for a name, EROFS for a write...), passed as is."""
+    """The errno an operation fails with, as the binding takes it."""
 
     def __init__(self, code: int) -> None:
         super().__init__(code, os.strerror(code))
 
+
+# What a node refuses is the answer itself: these errnos go without a log line.
+REFUSALS: dict[type[Refusal], int] = {
+    NoSuchName: errno.ENOENT,
+    NotADirectory: errno.ENOTDIR,
+    IsADirectory: errno.EISDIR,
+    ReadOnly: errno.EROFS,
+    NoSuchAttribute: errno.ENODATA,
+    AttributeNotSupported: errno.ENOTSUP,
+    BadFileHandle: errno.EBADF,
+    WriteOnly: errno.EACCES,
+}
 
 # A full disk under the cache directory (downloads, logs): said as such.
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -45,8 +74,8 @@ TOKEN_HINT = (
 
 def errno_for(exc: BaseException) -> int:
     """The errno a failed operation reports for `exc` (no logging)."""
-    if isinstance(exc, FuseOSError) and isinstance(exc.errno, int):
-        return exc.errno
+    if isinstance(exc, Refusal):
+        return next(REFUSALS[cls] for cls in type(exc).__mro__ if cls in REFUSALS)
     # Order matters only where classes could overlap; the client's are disjoint.
     if isinstance(exc, NotFoundError):
         return errno.ENOENT
@@ -60,7 +89,7 @@ def errno_for(exc: BaseException) -> int:
         return errno.EAGAIN
     if isinstance(exc, TransferCancelled):
         return errno.EINTR
-    if isinstance(exc, ValueError):
+    if isinstance(exc, InvalidInput):
         return errno.EINVAL
     if isinstance(exc, OSError) and exc.errno in DISK_FULL:
         return exc.errno
@@ -70,10 +99,10 @@ def errno_for(exc: BaseException) -> int:
 def fuse_error(exc: BaseException, operation: str, path: str) -> FuseOSError:
     """The FuseOSError to raise for `exc`, after logging what a person needs to know."""
     code = errno_for(exc)
+    if isinstance(exc, Refusal):
+        return FuseOSError(code)  # a node's answer (ENOENT for a name, EROFS...): not news
     where = f"{operation} {path}"
-    if isinstance(exc, FuseOSError):
-        pass  # raised on purpose by a node (ENOENT for a name, EROFS...): not news
-    elif isinstance(exc, NotFoundError):
+    if isinstance(exc, NotFoundError):
         logger.debug("%s: not found: %s", where, exc)
     elif isinstance(exc, AuthenticationError):
         logger.error("%s: %s; %s", where, exc, TOKEN_HINT)
@@ -89,7 +118,7 @@ def fuse_error(exc: BaseException, operation: str, path: str) -> FuseOSError:
         logger.info("%s: %s", where, exc)
     elif isinstance(exc, IntegrityError):
         logger.error("%s: %s", where, exc)
-    elif isinstance(exc, ValueError):
+    elif isinstance(exc, InvalidInput):
         logger.warning("%s: invalid input: %s", where, exc)
     elif code in DISK_FULL:
         logger.error("%s: the cache's disk is full: %s", where, exc)

@@ -1,22 +1,22 @@
 """The Operations adapter for mfusepy: path -> node, call the node, map the error.
 
 It is thin on purpose: what a path means lives in jhfs.nodes, what an error
-means in jhfs.errno_map. Runs with raw_fi=True so that open can choose direct
-I/O or page caching per file.
+means in jhfs.errno_map (every exception leaves through `at_the_edge`). Runs
+with raw_fi=True so that open can choose direct I/O or page caching per file.
+Paths come decoded with surrogateescape (mfusepy's default): bytes that are
+not UTF-8 never fail to decode, and name nothing (jhfs.nodes.resolve).
 
 Every operation is a round trip kernel -> libfuse thread -> Python (tens of
 microseconds), so there are few and each is short: extended attributes outside
 user.jhfs. are answered without looking the path up (and other namespaces as
-not supported, which `ls -l` remembers), a node's deliberate FuseOSError
-passes straight through, reads go from the open handle into libfuse's buffer
-(`JhfsFUSE`), and each libfuse thread keeps its Python thread state
-(`keep_thread_state`).
+not supported, which `ls -l` remembers), a node's refusal costs no log
+line, reads go from the open handle into libfuse's buffer (`JhfsFUSE`), and
+each libfuse thread keeps its Python thread state (`keep_thread_state`).
 """
 
 from __future__ import annotations
 
 import ctypes
-import errno
 import functools
 import itertools
 import os
@@ -34,8 +34,9 @@ from jhfs.binding import (
     set_st_attrs,
 )
 from jhfs.client.pacing import operation_deadline, remaining
-from jhfs.errno_map import FuseOSError, fuse_error
+from jhfs.errno_map import fuse_error
 from jhfs.nodes import XATTR_NAMESPACE, Attrs, Handle, Node, resolve
+from jhfs.nodes.errors import AttributeNotSupported, BadFileHandle, NoSuchAttribute, ReadOnly
 from jhfs.state.errors import ShuttingDownError
 
 # ctypes runs a callback from a thread Python did not start (all of libfuse's)
@@ -84,8 +85,6 @@ def at_the_edge(operation: _Op) -> _Op:
         try:
             with operation_deadline(self.timeout):
                 return operation(self, *args)
-        except FuseOSError:
-            raise  # a node's deliberate errno (ENOENT for a name...): already right
         except Exception as exc:
             raise fuse_error(exc, name, _path_of(args)) from None
 
@@ -207,7 +206,9 @@ class JhfsOperations(Operations):  # type: ignore[misc]  # mfusepy is untyped
             # (ENOTSUP): `ls -l` asks for security.selinux and
             # system.posix_acl_* of every entry (the kernel caches neither
             # answer) until a file system says so, then stops asking.
-            raise FuseOSError(errno.ENODATA if name.startswith("user.") else errno.ENOTSUP)
+            if name.startswith("user."):
+                raise NoSuchAttribute(name)
+            raise AttributeNotSupported(name)
         return resolve(self.root, path).getxattr(name)
 
     @at_the_edge
@@ -268,7 +269,7 @@ class JhfsOperations(Operations):  # type: ignore[misc]  # mfusepy is untyped
         # release, after the kernel's last read of it.
         handle = self._handles.get(fi.fh)
         if handle is None:
-            raise FuseOSError(errno.EBADF)
+            raise BadFileHandle(f"no open file {fi.fh}")
         return handle
 
     # -- what libfuse does as well without a trip into Python -----------------
@@ -281,7 +282,7 @@ class JhfsOperations(Operations):  # type: ignore[misc]  # mfusepy is untyped
 
     @at_the_edge
     def _read_only(self, *args: Any) -> None:
-        raise FuseOSError(errno.EROFS)
+        raise ReadOnly()
 
     create = mkdir = mknod = unlink = rmdir = rename = link = symlink = _read_only
     chmod = chown = utimens = setxattr = removexattr = _read_only

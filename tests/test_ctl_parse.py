@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jhfs.nodes.ctl import MAX_WRITE, CtlSyntaxError, Extend, Kill, parse_commands
+from jhfs.nodes.errors import InvalidInput
 
 
 @pytest.mark.parametrize(
@@ -61,9 +62,11 @@ def test_invalid_writes(data: bytes) -> None:
         parse_commands(data)
 
 
-def test_a_syntax_error_is_a_value_error() -> None:
-    # errno_map turns ValueError into EINVAL.
-    assert issubclass(CtlSyntaxError, ValueError)
+def test_a_syntax_error_is_invalid_input() -> None:
+    # errno_map turns InvalidInput into EINVAL and one log line; a ValueError
+    # would be a bug (EIO and a traceback).
+    assert issubclass(CtlSyntaxError, InvalidInput)
+    assert not issubclass(CtlSyntaxError, ValueError)
 
 
 def test_commands_print_as_written() -> None:

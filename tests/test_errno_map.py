@@ -16,9 +16,32 @@ from jhfs.client import (
     ServerUnreachableError,
     TransferCancelled,
 )
-from jhfs.errno_map import FuseOSError, errno_for, fuse_error
+from jhfs.errno_map import REFUSALS, FuseOSError, errno_for, fuse_error
 from jhfs.nodes.ctl import CtlSyntaxError
+from jhfs.nodes.errors import (
+    AttributeNotSupported,
+    BadFileHandle,
+    InvalidInput,
+    IsADirectory,
+    NoSuchAttribute,
+    NoSuchName,
+    NotADirectory,
+    ReadOnly,
+    Refusal,
+    WriteOnly,
+)
 from jhfs.state.errors import FileNotReadyError, IntegrityError
+
+REFUSED = [
+    (NoSuchName("jr-nope"), errno.ENOENT),
+    (NotADirectory("x"), errno.ENOTDIR),
+    (IsADirectory(), errno.EISDIR),
+    (ReadOnly(), errno.EROFS),
+    (NoSuchAttribute("user.x"), errno.ENODATA),
+    (AttributeNotSupported("security.selinux"), errno.ENOTSUP),
+    (BadFileHandle("not open for reading"), errno.EBADF),
+    (WriteOnly("ctl is write-only"), errno.EACCES),
+]
 
 
 @pytest.mark.parametrize(
@@ -33,8 +56,12 @@ from jhfs.state.errors import FileNotReadyError, IntegrityError
         (TransferCancelled("its reader went away"), errno.EINTR),
         (IntegrityError("hash mismatch"), errno.EIO),
         (CtlSyntaxError("bad"), errno.EINVAL),
-        (ValueError("bad"), errno.EINVAL),
-        (FuseOSError(errno.EROFS), errno.EROFS),
+        (InvalidInput("bad"), errno.EINVAL),
+        *REFUSED,
+        # Bad input is InvalidInput before it gets this far: any other
+        # ValueError is a bug.
+        (ValueError("bad"), errno.EIO),
+        (UnicodeEncodeError("utf-8", "\udcff", 0, 1, "surrogates not allowed"), errno.EIO),
         # requests exceptions are OSErrors without an errno: never passed through.
         (requests.ConnectionError("reset"), errno.EIO),
         (FileNotFoundError(errno.ENOENT, "blob vanished"), errno.EIO),
@@ -80,8 +107,35 @@ def test_authentication_failure_says_to_refresh_the_token(
 
 
 def test_bad_input_is_one_log_line_without_traceback(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="jhfs.errno_map"):
+    with caplog.at_level(logging.DEBUG, logger="jhfs.errno_map"):
         fuse_error(CtlSyntaxError("'stop': unknown command"), "write", "/jobs/j/ctl")
     [record] = caplog.records
     assert record.exc_info is None
+    assert record.levelno == logging.WARNING
     assert "unknown command" in record.getMessage()
+
+
+def test_every_refusal_has_an_errno() -> None:
+    kinds = set(Refusal.__subclasses__())
+    assert kinds == set(REFUSALS)
+    assert kinds == {type(exc) for exc, _ in REFUSED}
+
+
+@pytest.mark.parametrize(("exc", "code"), REFUSED)
+def test_a_refusal_is_the_answer_and_not_logged(
+    caplog: pytest.LogCaptureFixture, exc: Refusal, code: int
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        assert fuse_error(exc, "getattr", "/jobs/jr-nope").errno == code
+    assert caplog.records == []
+
+
+def test_a_value_error_is_a_bug_with_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    try:
+        int("not a number")
+    except ValueError as exc:
+        with caplog.at_level(logging.ERROR, logger="jhfs.errno_map"):
+            assert fuse_error(exc, "write", "/jobs/j/ctl").errno == errno.EIO
+    [record] = caplog.records
+    assert record.exc_info is not None
+    assert "unexpected error" in record.getMessage()

@@ -7,13 +7,18 @@ open file is a Handle, which also says how the kernel may cache its pages.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from abc import ABC, abstractmethod
 
-from jhfs.errno_map import FuseOSError
 from jhfs.nodes.context import MountContext
+from jhfs.nodes.errors import (
+    BadFileHandle,
+    IsADirectory,
+    NoSuchAttribute,
+    NotADirectory,
+    ReadOnly,
+)
 
 Attrs = dict[str, int]
 
@@ -28,7 +33,7 @@ class Handle:
     keep_cache = False
 
     def read(self, size: int, offset: int) -> bytes:
-        raise FuseOSError(errno.EBADF)
+        raise BadFileHandle("not open for reading")
 
     def readinto(self, buf: memoryview, offset: int) -> int:
         """Fill `buf` with the bytes at `offset` (fewer at the end); how many."""
@@ -37,7 +42,7 @@ class Handle:
         return len(data)
 
     def write(self, data: bytes, offset: int) -> int:
-        raise FuseOSError(errno.EBADF)
+        raise BadFileHandle("not open for writing")
 
     def release(self) -> None:
         """The last descriptor of this open file was closed."""
@@ -53,23 +58,23 @@ class Node(ABC):
     def getattr(self) -> Attrs: ...
 
     def lookup(self, name: str) -> Node:
-        raise FuseOSError(errno.ENOTDIR)
+        raise NotADirectory(name)
 
     def readdir(self) -> list[str]:
-        raise FuseOSError(errno.ENOTDIR)
+        raise NotADirectory()
 
     def readdir_plus(self) -> list[tuple[str, Attrs | None]]:
         """The entries, each with its attributes where they cost no request (else None)."""
         return [(name, None) for name in self.readdir()]
 
     def open(self, flags: int) -> Handle:
-        raise FuseOSError(errno.EISDIR)
+        raise IsADirectory()
 
     def truncate(self, length: int) -> None:
-        raise FuseOSError(errno.EROFS)
+        raise ReadOnly("truncate")
 
     def getxattr(self, name: str) -> bytes:
-        raise FuseOSError(errno.ENODATA)
+        raise NoSuchAttribute(name)
 
     def listxattr(self) -> list[str]:
         return []
@@ -113,6 +118,6 @@ class Directory(Node):
 
 
 def require_read_only(flags: int) -> None:
-    """Refuse an open for writing (EROFS): the tree is read-only but for ctl."""
+    """Refuse an open for writing: the tree is read-only but for ctl."""
     if flags & os.O_ACCMODE != os.O_RDONLY:
-        raise FuseOSError(errno.EROFS)
+        raise ReadOnly("open for writing")

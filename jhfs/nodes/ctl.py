@@ -8,7 +8,6 @@ because the shell's `>` opens with O_TRUNC.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import re
@@ -16,9 +15,9 @@ import stat
 from dataclasses import dataclass
 
 from jhfs.client import Job, JuliaHubError
-from jhfs.errno_map import FuseOSError
 from jhfs.nodes.base import Attrs, Handle, Node
 from jhfs.nodes.context import MountContext
+from jhfs.nodes.errors import InvalidInput, WriteOnly
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +27,8 @@ LINE_END = re.compile(r"\r?\n")
 BLANKS = re.compile(r"[ \t]+")
 
 
-class CtlSyntaxError(ValueError):
-    """A write to ctl that is not a list of valid commands (EINVAL)."""
+class CtlSyntaxError(InvalidInput):
+    """A write to ctl that is not a list of valid commands."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,7 @@ class CtlFile(Node):
 
     def open(self, flags: int) -> Handle:
         if flags & os.O_ACCMODE != os.O_WRONLY:
-            raise FuseOSError(errno.EACCES)  # write-only, even for root
+            raise WriteOnly("ctl is write-only")  # even for root
         return CtlHandle(self.ctx, self.job.jobname)
 
     def truncate(self, length: int) -> None:

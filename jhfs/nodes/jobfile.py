@@ -7,15 +7,14 @@ reads bytes as they arrive, under the rule of jhfs.state.download.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from collections.abc import Callable
 
 from jhfs.client import Job, JobFile
-from jhfs.errno_map import FuseOSError
 from jhfs.nodes.base import XATTR_NAMESPACE, Attrs, Handle, Node, require_read_only
 from jhfs.nodes.context import MountContext, to_ns
+from jhfs.nodes.errors import NoSuchAttribute
 from jhfs.state.download import Download
 from jhfs.state.errors import FileNotReadyError
 from jhfs.state.files import Blob, FileCache
@@ -120,7 +119,7 @@ class JobFileNode(Node):
     def getxattr(self, name: str) -> bytes:
         value = self._xattrs().get(name)
         if value is None:
-            raise FuseOSError(errno.ENODATA)
+            raise NoSuchAttribute(name)
         return value.encode()
 
     def listxattr(self) -> list[str]:

@@ -9,21 +9,20 @@ held; only what is inside it asks for a fresh one.
 
 from __future__ import annotations
 
-import errno
 import os
 
 from jhfs.client import Job
-from jhfs.errno_map import FuseOSError
 from jhfs.nodes.base import XATTR_NAMESPACE, Attrs, Directory, Node
 from jhfs.nodes.context import MountContext
 from jhfs.nodes.ctl import CtlFile
+from jhfs.nodes.errors import NoSuchName
 from jhfs.nodes.jobfile import JobFileNode
 from jhfs.nodes.logs import LogsFile
 from jhfs.nodes.text import HostnameFile, InfoFile, ResultsFile, StatusFile
 
 
 def resolve(root: Node, path: str) -> Node:
-    """The node at an absolute path of the mount (ENOENT when a name does not exist).
+    """The node at an absolute path of the mount (NoSuchName when a name does not exist).
 
     mfusepy decodes a path's bytes with surrogateescape, so bytes that are
     not UTF-8 arrive as lone surrogates: such a name is no entry's (below),
@@ -33,7 +32,7 @@ def resolve(root: Node, path: str) -> Node:
     for name in path.split("/"):
         if name:
             if not is_path_component(name):
-                raise FuseOSError(errno.ENOENT)
+                raise NoSuchName(name)
             node = node.lookup(name)
     return node
 
@@ -78,7 +77,7 @@ class RootDir(Directory):
     def lookup(self, name: str) -> Node:
         if name == "jobs":
             return self.jobs
-        raise FuseOSError(errno.ENOENT)
+        raise NoSuchName(name)
 
     def getxattr(self, name: str) -> bytes:
         # How `jhfs umount` finds the process to end (answered, not listed).
@@ -158,7 +157,7 @@ class JobDir(Directory):
                 return CtlFile(ctx, job)
             case "hostname" if job.hostname:
                 return HostnameFile(ctx, job)
-        raise FuseOSError(errno.ENOENT)
+        raise NoSuchName(name)
 
 
 class FilesDir(Directory):
@@ -179,7 +178,7 @@ class FilesDir(Directory):
 
     def lookup(self, name: str) -> Node:
         if name not in self.children():
-            raise FuseOSError(errno.ENOENT)
+            raise NoSuchName(name)
         return FileTypeDir(self.ctx, self.job, name)
 
 
@@ -203,4 +202,4 @@ class FileTypeDir(Directory):
         for file in self.job.files:
             if file.type == self.file_type and file.name == name:
                 return JobFileNode(self.ctx, self.job, file)
-        raise FuseOSError(errno.ENOENT)
+        raise NoSuchName(name)
