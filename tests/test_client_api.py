@@ -279,6 +279,25 @@ def test_wrong_token_is_an_authentication_error(fresh_emulator: Emulator) -> Non
     assert requests_to(fresh_emulator, "api_v1") == 1  # a fixed token is not retried
 
 
+def test_a_text_answer_is_one_line_and_never_a_piece_of_the_token(
+    fresh_emulator: Emulator,
+) -> None:
+    em = fresh_emulator
+    text = "both start_time and end_time provided\r\n\x1b[31mcheck\u2028the query\n"
+    em.fault(endpoint="get_logs", mode="status", status=400, body=text)
+    with pytest.raises(ServerError) as info:
+        make_client(em).log_page(UNKNOWN_JOB)
+    assert str(info.value) == (
+        f"logs of job {UNKNOWN_JOB}: the server answered 400: "
+        "both start_time and end_time provided [31mcheck the query"
+    )
+    # The token across the point where the quote is cut short: no piece of it is left.
+    em.fault(endpoint="get_jobs", mode="status", status=500, body="x" * 295 + em.token)
+    with pytest.raises(ServerError) as info:
+        make_client(em).jobs()
+    assert em.token[:4] not in str(info.value)
+
+
 def write_auth_toml(path: Path, token: str) -> None:
     path.write_text(f'id_token = "{token}"\nexpires_at = 4102444800\n')
 

@@ -70,6 +70,7 @@ logger = logging.getLogger(__name__)
 LOG_PAGE_CAP = 10_000
 DOWNLOAD_CHUNK = 1 << 20  # 1 MiB at most per socket read: near memory speed on loopback
 BODY_CHUNK = 64 << 10  # a JSON body is read this much at a time, the deadline checked between
+SNIPPET = 300  # characters of a server's answer quoted in an error message
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 RETRY_AFTER_CAP = 10.0  # seconds; a filesystem call waits through the retries
 BACKOFF_BASE = 0.25  # seconds; doubled per attempt
@@ -78,6 +79,7 @@ HASURA_HEADERS = {"X-Hasura-Role": "jhuser", "X-JuliaHub-Ensure-JS": "true"}
 
 _T = TypeVar("_T")
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_BLANKS_AND_CONTROLS = re.compile(r"[\s\x00-\x1f\x7f-\x9f]+")  # \s: also U+2028, U+2029
 
 
 class DownloadSink(Protocol):
@@ -128,6 +130,12 @@ def _never_connected(exc: requests.RequestException) -> bool:
         reason = getattr(cause, "reason", None)
         return isinstance(cause, NewConnectionError) or isinstance(reason, NewConnectionError)
     return False
+
+
+def _one_line(text: str) -> str:
+    """Server text on one line: a text answer may hold newlines or terminal
+    controls, which never belong in a log line."""
+    return _BLANKS_AND_CONTROLS.sub(" ", text).strip()
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -544,8 +552,15 @@ class JuliaHubClient:
         return body
 
     def _snippet(self, body: bytes) -> str:
-        text = body[:300].decode("utf-8", "replace")
-        return self._redact(text.strip() or "<empty body>")
+        """The start of a server's answer, for an error message of one line."""
+        return self._one_line_of(body.decode("utf-8", "replace")) or "<empty body>"
+
+    def _one_line_of(self, text: str) -> str:
+        """At most SNIPPET characters of server text, on one line, without the token.
+
+        Scrubbed before it is cut short, so that no piece of the token is left.
+        """
+        return self._redact(_one_line(text))[:SNIPPET]
 
     def _redact(self, text: str) -> str:
         """Scrub the token from text built from server answers or library messages."""
