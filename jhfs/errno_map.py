@@ -39,7 +39,12 @@ from jhfs.nodes.errors import (
     Refusal,
     WriteOnly,
 )
-from jhfs.state.errors import FileNotReadyError, IntegrityError, ShuttingDownError
+from jhfs.state.errors import (
+    CacheChurnError,
+    FileNotReadyError,
+    IntegrityError,
+    ShuttingDownError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +88,10 @@ def errno_for(exc: BaseException) -> int:
         return errno.EACCES
     if isinstance(exc, DeadlineExceeded):  # before its base class, ServerUnreachableError
         return errno.ETIMEDOUT
-    if isinstance(exc, ServerUnreachableError | ServerError | IntegrityError | ShuttingDownError):
+    if isinstance(
+        exc,
+        ServerUnreachableError | ServerError | IntegrityError | ShuttingDownError | CacheChurnError,
+    ):
         return errno.EIO
     if isinstance(exc, FileNotReadyError):
         return errno.EAGAIN
@@ -116,7 +124,7 @@ def fuse_error(exc: BaseException, operation: str, path: str) -> FuseOSError:
         logger.debug("%s: its reader went away: %s", where, exc)
     elif isinstance(exc, ShuttingDownError):
         logger.info("%s: %s", where, exc)
-    elif isinstance(exc, IntegrityError):
+    elif isinstance(exc, IntegrityError | CacheChurnError):
         logger.error("%s: %s", where, exc)
     elif isinstance(exc, InvalidInput):
         logger.warning("%s: invalid input: %s", where, exc)

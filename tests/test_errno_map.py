@@ -30,7 +30,7 @@ from jhfs.nodes.errors import (
     Refusal,
     WriteOnly,
 )
-from jhfs.state.errors import FileNotReadyError, IntegrityError
+from jhfs.state.errors import CacheChurnError, FileNotReadyError, IntegrityError
 
 REFUSED = [
     (NoSuchName("jr-nope"), errno.ENOENT),
@@ -55,6 +55,7 @@ REFUSED = [
         (FileNotReadyError("uploading"), errno.EAGAIN),
         (TransferCancelled("its reader went away"), errno.EINTR),
         (IntegrityError("hash mismatch"), errno.EIO),
+        (CacheChurnError("evicted 3 times"), errno.EIO),
         (CtlSyntaxError("bad"), errno.EINVAL),
         (InvalidInput("bad"), errno.EINVAL),
         *REFUSED,
@@ -139,3 +140,15 @@ def test_a_value_error_is_a_bug_with_a_traceback(caplog: pytest.LogCaptureFixtur
     [record] = caplog.records
     assert record.exc_info is not None
     assert "unexpected error" in record.getMessage()
+
+
+def test_a_log_evicted_as_it_is_fetched_is_one_line_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    churn = CacheChurnError("the log of jr-x was evicted from the cache 3 times")
+    with caplog.at_level(logging.DEBUG, logger="jhfs.errno_map"):
+        assert fuse_error(churn, "open", "/jobs/jr-x/logs").errno == errno.EIO
+    [record] = caplog.records
+    assert record.exc_info is None
+    assert record.levelno == logging.ERROR
+    assert "evicted" in record.getMessage()

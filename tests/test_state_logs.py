@@ -18,7 +18,8 @@ from conftest import Emulator, expect_no_change, settle, wait_for
 from jhfs.client import JuliaHubClient, LogMessage, LogPage, ServerError, TokenSource
 from jhfs.client.pacing import RateLimiter, in_background
 from jhfs.state import freshness, logfollow
-from jhfs.state.logs import LogReader, LogStore, _file_name
+from jhfs.state.errors import CacheChurnError
+from jhfs.state.logs import OPEN_ATTEMPTS, LogReader, LogStore, _file_name
 from jhfs.state.registry import JobRegistry
 
 TICKER = "i=0; while [ ! -e stop ]; do i=$((i+1)); echo tick $i; sleep 0.05; done; echo last"
@@ -393,6 +394,35 @@ def test_a_complete_log_deleted_by_eviction_reads_on_and_is_fetched_again(
     assert read_all(again) == expected and path.read_bytes() == expected
     assert read_all(reader) == expected
     again.close()
+    reader.close()
+
+
+def test_a_log_evicted_each_time_it_is_fetched_fails_the_open_with_the_reason(
+    emulator: Emulator, store: LogStore, tmp_path: Path
+) -> None:
+    jobname = emulator.create_finished(status="Completed", log_lines=10)
+    path = tmp_path / "logs" / f"{jobname}.log"
+    evictions: list[bool] = []
+
+    def evicting_clock() -> float:
+        # Asked right after each fetch, before the open opens the file: the
+        # moment another mount's eviction (or this one's) may delete it.
+        if path.exists():
+            path.unlink()
+            evictions.append(True)
+        return 1000.0
+
+    store.clock = evicting_clock
+    before = log_requests(emulator)
+    with pytest.raises(CacheChurnError, match=f"the log of {jobname} was evicted"):
+        store.open(jobname)
+    assert len(evictions) == OPEN_ATTEMPTS
+    assert log_requests(emulator) == before + OPEN_ATTEMPTS  # one page each: no loop
+    log = store.log(jobname)
+    assert not log.in_use and log.pins == 0  # nothing held open
+    store.clock = Clock()
+    reader = store.open(jobname)  # kept this time
+    assert read_all(reader).count(b"\n") == 10
     reader.close()
 
 

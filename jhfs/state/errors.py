@@ -11,3 +11,9 @@ class IntegrityError(Exception):
 
 class ShuttingDownError(Exception):
     """The mount is ending: a read still waiting for a download is let go (EIO)."""
+
+
+class CacheChurnError(Exception):
+    """What was just fetched into the cache was evicted again before it could be
+    opened, time after time (EIO): the cache is too small for what is in use, or
+    another mount sharing it evicts as fast."""

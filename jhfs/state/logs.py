@@ -37,7 +37,7 @@ from pathlib import Path
 from jhfs.client import JuliaHubClient, JuliaHubError, LogMessage, ServerError
 from jhfs.client.api import LOG_PAGE_CAP
 from jhfs.state.cachedir import clean_stale_temp, durable_rename, private_dir, temp_file
-from jhfs.state.errors import ShuttingDownError
+from jhfs.state.errors import CacheChurnError, ShuttingDownError
 from jhfs.state.flight import SingleFlight
 from jhfs.state.freshness import CURRENT_FOR
 from jhfs.state.logfollow import LogFollower
@@ -47,6 +47,7 @@ from jhfs.state.waiting import Waiter
 logger = logging.getLogger(__name__)
 
 MAX_IDLE_LOGS = 1024  # logs kept in memory that nobody has open (a few hundred bytes each)
+OPEN_ATTEMPTS = 3  # fetches of a complete log that eviction deletes before an open gets it
 _SYNC = "sync"  # the single-flight key of a log's fetches
 _COPY_CHUNK = 1 << 20
 _SUFFIX = ".log"
@@ -204,7 +205,7 @@ class JobLog:
         running job's backlog, or what it logged since it was last followed.
         Then, for a running job, following begins. Call with a pin held.
         """
-        for _ in range(3):
+        for _ in range(OPEN_ATTEMPTS):
             self._bring_up_to_date()
             with self._lock:
                 assert self._path is not None  # loaded
@@ -226,7 +227,10 @@ class JobLog:
                 self._store.pin(self)
                 self._start_following()
             return LogReader(self, fd)
-        raise FileNotFoundError(f"the log of {self.jobname} keeps disappearing from the cache")
+        raise CacheChurnError(
+            f"the log of {self.jobname} was evicted from the cache {OPEN_ATTEMPTS} times "
+            "as soon as it was fetched: the cache is too small for what the mounts sharing it use"
+        )
 
     def release(self) -> None:
         """An open file closed: at the last, following stops."""
