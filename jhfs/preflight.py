@@ -86,7 +86,8 @@ def _recover_dead_mount(mountpoint: Path, entry: MountEntry) -> None:
 
 
 def check_server(client: JuliaHubClient) -> str:
-    """Ask the server who we are (GET /api/v1); the username, or a one-line MountError."""
+    """Ask the server who we are (GET /api/v1, or GraphQL on an older server); the
+    username, or a one-line MountError."""
     try:
         identity = client.whoami()
     except AuthenticationError as exc:
@@ -95,4 +96,4 @@ def check_server(client: JuliaHubClient) -> str:
         raise MountError(f"cannot reach {client.server}: {exc}") from None
     except JuliaHubError as exc:
         raise MountError(f"{client.server} did not answer as JuliaHub does: {exc}") from None
-    return str(identity.get("username", "?"))
+    return identity.username or "?"

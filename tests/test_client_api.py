@@ -21,6 +21,7 @@ from conftest import Emulator, wait_for
 
 from jhfs.client import (
     AuthenticationError,
+    Identity,
     JobFile,
     JuliaHubClient,
     JuliaHubError,
@@ -108,9 +109,7 @@ def job_file_content(em: Emulator, content: bytes, name: str = "data.bin") -> tu
 
 
 def test_whoami(client: JuliaHubClient) -> None:
-    answer = client.whoami()
-    assert answer["username"] == "emulator-user"
-    assert "api_version" in answer
+    assert client.whoami() == Identity("emulator-user", "0.0.1")
 
 
 def test_jobs_newest_first_with_limit(fresh_emulator: Emulator) -> None:
@@ -238,7 +237,7 @@ def test_server_url_rules(emulator: Emulator) -> None:
     assert make_client(emulator).server == emulator.url
     slashed = JuliaHubClient(emulator.url + "//", TokenSource(token=emulator.token))
     assert slashed.server == emulator.url
-    assert slashed.whoami()["username"] == "emulator-user"
+    assert slashed.whoami().username == "emulator-user"
     for bad in ("http://juliahub.com", "ftp://127.0.0.1", "http://192.168.1.1:80"):
         with pytest.raises(ValueError):
             JuliaHubClient(bad, TokenSource(token=SOME_TOKEN))
@@ -277,6 +276,61 @@ def test_wrong_token_is_an_authentication_error(fresh_emulator: Emulator) -> Non
     with pytest.raises(AuthenticationError):
         client.jobs()
     assert requests_to(fresh_emulator, "api_v1") == 1  # a fixed token is not retried
+
+
+# --- the identity check on an older server, and JuliaHub's 500 for a bad token ----------
+
+
+def test_a_server_without_api_v1_is_asked_over_graphql(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    em.fault(endpoint="api_v1", mode="status", status=404)
+    assert make_client(em).whoami() == Identity("emulator-user", None)
+    assert requests_to(em, "api_v1") == 1 and requests_to(em, "graphql") == 1
+    assert em.stats()["missing_hasura_headers"] == 0  # X-Hasura-Role: jhuser was sent
+
+
+def test_a_500_from_api_v1_is_a_refused_token(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    em.fault(endpoint="api_v1", mode="status", status=500, count=5)
+    with pytest.raises(AuthenticationError, match=r"refused the token \(500: .*JULIAHUB_TOKEN"):
+        make_client(em).whoami()
+    assert requests_to(em, "api_v1") == 1  # not retried, and no fallback
+    assert requests_to(em, "graphql") == 0
+
+
+def test_a_500_elsewhere_is_no_refused_token(fresh_emulator: Emulator) -> None:
+    em = fresh_emulator
+    em.fault(endpoint="api_v1", mode="status", status=404)
+    em.fault(endpoint="graphql", mode="status", status=500)
+    with pytest.raises(ServerError, match="500"):
+        make_client(em).whoami()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error", "says"),
+    [
+        (401, None, AuthenticationError, r"refused the token \(401"),
+        # Hasura answers an expired token with a 200 and this error.
+        (200, '{"errors": [{"extensions": {"path": "$", "code": "invalid-jwt"},'
+              ' "message": "Could not verify JWT: JWTExpired"}]}',
+         AuthenticationError, r"refused the token \(invalid-jwt: Could not verify JWT"),
+        (200, '{"errors": [{"message": "field \'users\' not found\\nin type"}]}',
+         ServerError, r"errors: field 'users' not found in type$"),
+        (200, '{"data": {"users": []}}', ServerError, "0 users"),
+        (200, '{"data": {"users": [{"id": 1}]}}', ServerError, "no username"),
+        (200, '{"data": null}', ServerError, "no data"),
+        (404, None, NotFoundError, "GraphQL.*404"),
+    ],
+)  # fmt: skip
+def test_what_graphql_answers_instead(
+    fresh_emulator: Emulator, status: int, body: str | None, error: type[Exception], says: str
+) -> None:
+    em = fresh_emulator
+    em.fault(endpoint="api_v1", mode="status", status=404)
+    em.fault(endpoint="graphql", mode="status", status=status, body=body)
+    with pytest.raises(error, match=says):
+        make_client(em).whoami()
+    assert requests_to(em, "graphql") == 1
 
 
 def test_a_text_answer_is_one_line_and_never_a_piece_of_the_token(
@@ -334,7 +388,7 @@ def test_auth_toml_change_on_disk_is_picked_up(fresh_emulator: Emulator, tmp_pat
     with pytest.raises(AuthenticationError):
         client.whoami()
     write_auth_toml(path, fresh_emulator.token)  # a different size: noticed without a 401
-    assert client.whoami()["username"] == "emulator-user"
+    assert client.whoami().username == "emulator-user"
     assert requests_to(fresh_emulator, "api_v1") == 2
 
 
@@ -343,7 +397,7 @@ def test_from_environment(fresh_emulator: Emulator, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("JULIAHUB_TOKEN", fresh_emulator.token)
     client = JuliaHubClient.from_environment(timeout=5.0)
     assert client.server == fresh_emulator.url
-    assert client.whoami()["username"] == "emulator-user"
+    assert client.whoami().username == "emulator-user"
 
 
 # --- retries ------------------------------------------------------------------------------
@@ -360,7 +414,7 @@ def test_get_retried_on_503_with_retry_after(fresh_emulator: Emulator) -> None:
 @pytest.mark.parametrize("status", [429, 502, 504])
 def test_get_retried_on_other_transient_statuses(fresh_emulator: Emulator, status: int) -> None:
     fresh_emulator.fault(endpoint="api_v1", mode="status", status=status, retry_after=0, count=1)
-    assert make_client(fresh_emulator).whoami()["username"] == "emulator-user"
+    assert make_client(fresh_emulator).whoami().username == "emulator-user"
     assert requests_to(fresh_emulator, "api_v1") == 2
 
 
@@ -391,7 +445,7 @@ def test_get_retried_on_reset_and_truncated_answers(fresh_emulator: Emulator) ->
 def test_get_retried_after_a_read_timeout(fresh_emulator: Emulator) -> None:
     em = fresh_emulator
     em.fault(endpoint="api_v1", mode="delay", delay=3.0, count=1)
-    assert make_client(em, timeout=0.5).whoami()["username"] == "emulator-user"
+    assert make_client(em, timeout=0.5).whoami().username == "emulator-user"
     assert requests_to(em, "api_v1") == 2
 
 

@@ -58,6 +58,36 @@ def test_wrong_token_is_a_one_line_error_and_no_mount(emulator: Emulator, tmp_pa
         assert not is_mounted(mountpoint)
 
 
+def test_a_500_from_the_identity_check_is_the_refused_token_error(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """JuliaHub answers some bad tokens with a 500 from /api/v1: the same one line
+    as for a 401, exit 1, and nothing mounted."""
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    refused = jhfs("mount", str(mountpoint), "--cache-dir", str(tmp_path),
+                   env=jhfs_env(emulator, token="not-the-token"))  # fmt: skip
+    [error_401] = [line for line in refused.stderr.splitlines() if "error" in line]
+    before, _, after = error_401.partition("(401: invalid or expired)")
+    assert before == (
+        f"jhfs: error: {emulator.url} refused the token: "
+        "the identity check: the server refused the token "
+    )
+    try:
+        for foreground in ([], ["-f"]):
+            emulator.fault(endpoint="api_v1", mode="status", status=500)
+            result = jhfs("mount", str(mountpoint), *foreground, "--cache-dir", str(tmp_path),
+                          env=jhfs_env(emulator))  # fmt: skip
+            assert result.returncode == 1
+            errors = [line for line in result.stderr.splitlines() if "error" in line]
+            assert len(errors) == 1, result.stderr
+            assert errors[0].startswith(before + "(500: ") and errors[0].endswith(after)
+            assert not is_mounted(mountpoint)
+            assert mount_processes(mountpoint) == []
+    finally:
+        emulator.admin("DELETE", "faults")
+
+
 def test_no_server_is_a_clear_error(tmp_path: Path) -> None:
     mountpoint = tmp_path / "mnt"
     mountpoint.mkdir()
@@ -68,6 +98,21 @@ def test_no_server_is_a_clear_error(tmp_path: Path) -> None:
     assert result.stderr.startswith("jhfs: error:")
     assert "JULIAHUB_SERVER" in result.stderr
     assert not is_mounted(mountpoint)
+
+
+def test_a_server_without_api_v1_is_asked_over_graphql_and_mounts(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    jobname = emulator.create_finished(status="Completed")
+    asked = emulator.stats()["requests"].get("graphql", 0)
+    emulator.fault(endpoint="api_v1", mode="status", status=404)
+    try:
+        with mount_jhfs(emulator, tmp_path) as mount:
+            assert jobname in sh(f"ls {mount.jobs}").stdout.split()
+            assert emulator.stats()["requests"]["graphql"] == asked + 1
+            assert "emulator-user's jobs" in mount.log_text()
+    finally:
+        emulator.admin("DELETE", "faults")
 
 
 def test_unreachable_server_is_a_clear_error(emulator: Emulator, tmp_path: Path) -> None:

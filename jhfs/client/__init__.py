@@ -1,6 +1,6 @@
 """The JuliaHub client layer: HTTP, models, authentication, the live log stream."""
 
-from jhfs.client.api import DownloadSink, JuliaHubClient
+from jhfs.client.api import DownloadSink, Identity, JuliaHubClient
 from jhfs.client.auth import TokenSource, discover
 from jhfs.client.errors import (
     AuthenticationError,
@@ -27,6 +27,7 @@ __all__ = [
     "AuthenticationError",
     "DownloadSink",
     "FileHash",
+    "Identity",
     "Job",
     "JobFile",
     "JuliaHubClient",

@@ -2,14 +2,17 @@
 
 Policy:
 - Every request has a timeout (connect, read).
-- Reads (GET of jobs, a job, logs, whoami, a file) are retried up to `retries`
-  times on connection errors, timeouts and 429/502/503/504, with exponential
-  backoff, honouring Retry-After (capped at RETRY_AFTER_CAP seconds).
+- Reads (GET of jobs, a job, logs, a file; the identity check, including the
+  GraphQL query it POSTs to a server without /api/v1) are retried up to
+  `retries` times on connection errors, timeouts and 429/502/503/504, with
+  exponential backoff, honouring Retry-After (capped at RETRY_AFTER_CAP seconds).
 - Actions (kill, a GET; extend, a POST) are retried only when the connection
   could not be made at all, so the server never saw them; never after a
   response or a broken connection, which may have taken effect.
 - A 401 re-reads auth.toml once (TokenSource.reload) and, if the token
-  changed, repeats the request once; otherwise AuthenticationError.
+  changed, repeats the request once; otherwise AuthenticationError. The
+  identity check also takes a 500 from /api/v1 as a refused token (JuliaHub
+  answers some bad tokens so), and Hasura's `invalid-jwt` error from GraphQL.
 - requests exceptions never escape: they become ServerUnreachableError.
 - Pacing (jhfs.client.pacing): every request takes a token from the
   mount-wide rate limit, background ones waiting for theirs; inside a user
@@ -30,8 +33,9 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -76,10 +80,43 @@ RETRY_AFTER_CAP = 10.0  # seconds; a filesystem call waits through the retries
 BACKOFF_BASE = 0.25  # seconds; doubled per attempt
 BACKOFF_CAP = 8.0
 HASURA_HEADERS = {"X-Hasura-Role": "jhuser", "X-JuliaHub-Ensure-JS": "true"}
+GRAPHQL_HEADERS = {"X-Hasura-Role": "jhuser"}  # the official client sends the role only
+# Statuses that mean the server refused the token, and what they say.
+TOKEN_REFUSED = {401: "invalid or expired"}
+# JuliaHub sometimes answers the identity check of a bad token with a 500.
+IDENTITY_TOKEN_REFUSED = {**TOKEN_REFUSED, 500: "JuliaHub's answer to some invalid tokens"}
+# The official client's user query, word for word: one the service is known to allow.
+USER_QUERY = """query UserInfo {
+  users {
+    name
+    username
+    firstname
+    id
+    info: emails {
+      email
+      features {
+        app {
+          featureid
+          name: appspec(path: "name")
+          appspec
+        }
+      }
+    }
+  }
+}
+"""
 
 _T = TypeVar("_T")
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _BLANKS_AND_CONTROLS = re.compile(r"[\s\x00-\x1f\x7f-\x9f]+")  # \s: also U+2028, U+2029
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the server says the token belongs to."""
+
+    username: str | None  # None: the server did not say
+    api_version: str | None  # None: a server without /api/v1, asked over GraphQL
 
 
 class DownloadSink(Protocol):
@@ -218,13 +255,68 @@ class JuliaHubClient:
 
     # --- the calls ------------------------------------------------------------------
 
-    def whoami(self) -> dict[str, Any]:
-        """GET /api/v1: the identity check (AuthenticationError on a bad token)."""
-        answer = self._call("GET", "/api/v1", what="the identity check")
-        body = self._json(answer, "the identity check")
+    def whoami(self) -> Identity:
+        """The identity check: GET /api/v1, or, on a server without it (404), the
+        GraphQL user query. AuthenticationError on a refused token (401; a 500 from
+        /api/v1)."""
+        what = "the identity check"
+        try:
+            answer = self._call("GET", "/api/v1", what=what, refusals=IDENTITY_TOKEN_REFUSED)
+        except NotFoundError:
+            logger.info("%s has no /api/v1 (an older JuliaHub): asking GraphQL", self._server)
+            return self._whoami_graphql()
+        body = self._json(answer, what)
         if not isinstance(body, dict):
-            raise ServerError("malformed answer from the server to the identity check")
-        return body
+            raise ServerError(f"malformed answer from the server to {what}: not a JSON object")
+        # Neither field matters to jhfs beyond the log: a strange one is left out.
+        username, version = body.get("username"), body.get("api_version")
+        return Identity(
+            username if isinstance(username, str) else None,
+            version if isinstance(version, str) else None,
+        )
+
+    def _whoami_graphql(self) -> Identity:
+        """POST /v1/graphql with the user query: exactly one user, with a username."""
+        what = "the identity check (GraphQL)"
+        answer = self._call(
+            "POST",
+            "/v1/graphql",
+            headers=GRAPHQL_HEADERS,
+            json_body={"variables": {}, "operationName": None, "query": USER_QUERY},
+            what=what,
+        )
+        body = self._json(answer, what)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict):
+            raise self._graphql_error(body, what)
+        users = data.get("users")
+        if not isinstance(users, list) or len(users) != 1:
+            count = len(users) if isinstance(users, list) else "no list of"
+            raise ServerError(f"malformed answer from the server to {what}: {count} users")
+        username = users[0].get("username") if isinstance(users[0], dict) else None
+        if not isinstance(username, str):
+            raise ServerError(f"malformed answer from the server to {what}: no username")
+        return Identity(username, None)
+
+    def _graphql_error(self, body: Any, what: str) -> JuliaHubError:
+        """What a GraphQL answer without data says: Hasura's errors, in one line."""
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if not isinstance(errors, list) or not errors:
+            return ServerError(f"malformed answer from the server to {what}: no data")
+        messages, codes = [], set()
+        for error in errors:
+            if isinstance(error, dict):
+                messages.append(str(error.get("message")))
+                extensions = error.get("extensions")
+                if isinstance(extensions, dict):
+                    codes.add(extensions.get("code"))
+        text = self._one_line_of("; ".join(messages))
+        if "invalid-jwt" in codes:
+            # Hasura answers an expired or forged token so, with HTTP 200.
+            return AuthenticationError(
+                f"{what}: the server refused the token (invalid-jwt: {text}){self._token_hint()}"
+            )
+        return ServerError(f"{what}: the server answered with errors: {text}")
 
     def jobs(self, limit: int | None = None) -> list[Job]:
         """The latest jobs, newest first."""
@@ -389,16 +481,19 @@ class JuliaHubClient:
         what: str,
         action: bool = False,
         listed: bool = False,
+        refusals: Mapping[int, str] = TOKEN_REFUSED,
     ) -> bytes:
-        """A whole request's body, with retries and status mapping (`listed`: see
-        _raise_for_status)."""
+        """A whole request's body, with retries and status mapping (`listed`,
+        `refusals`: see _raise_for_status)."""
 
         def attempt() -> bytes:
             response = self._send(
                 method, path, params=params, headers=headers, json_body=json_body, stream=True
             )
             with response:
-                self._raise_for_status(response, what, retryable=not action, listed=listed)
+                self._raise_for_status(
+                    response, what, retryable=not action, listed=listed, refusals=refusals
+                )
                 return self._read_body(response)
 
         return self._with_retries(attempt, what, retryable=not action)
@@ -509,27 +604,28 @@ class JuliaHubClient:
         return min(connect, left), min(read, left)
 
     def _raise_for_status(
-        self, response: requests.Response, what: str, *, retryable: bool, listed: bool = False
+        self,
+        response: requests.Response,
+        what: str,
+        *,
+        retryable: bool,
+        listed: bool = False,
+        refusals: Mapping[int, str] = TOKEN_REFUSED,
     ) -> None:
         """Raise for an answer other than 200/206. `listed`: the request is about
         something the server has listed (the job list itself, a listed job's log or
         file), so a 404 is the server's error (EIO), not a name that does not
-        exist (ENOENT)."""
+        exist (ENOENT). `refusals`: the statuses that mean a refused token."""
         status = response.status_code
         if status in (200, 206):
             return
         body = self._read_body(response)
         if status in RETRY_STATUSES and retryable:
             raise _Retry(f"{what}: the server answered {status}", _retry_after(response))
-        if status == 401:
-            where = self._tokens.auth_toml
-            hint = (
-                f'; run `using JuliaHub; JuliaHub.authenticate("{self._host}")` in Julia'
-                if where is not None
-                else "; check JULIAHUB_TOKEN"
-            )
+        if status in refusals:
             raise AuthenticationError(
-                f"{what}: the server refused the token (401: invalid or expired){hint}"
+                f"{what}: the server refused the token ({status}: {refusals[status]})"
+                + self._token_hint()
             )
         if status == 403:
             raise PermissionDeniedError(
@@ -539,6 +635,12 @@ class JuliaHubClient:
         if status == 404 and not listed:
             raise NotFoundError(f"{what}: not found (404)")
         raise ServerError(f"{what}: the server answered {status}: {self._snippet(body)}")
+
+    def _token_hint(self) -> str:
+        """How to get a token the server accepts, where this one came from."""
+        if self._tokens.auth_toml is None:
+            return "; check JULIAHUB_TOKEN"
+        return f'; run `using JuliaHub; JuliaHub.authenticate("{self._host}")` in Julia'
 
     def _json(self, answer: bytes, what: str) -> Any:
         try:

@@ -9,7 +9,8 @@ class JuliaHubError(Exception):
 
 
 class AuthenticationError(JuliaHubError):
-    """No usable token: missing, expired, or refused by the server (401)."""
+    """No usable token: missing, expired, or refused by the server (401; at the
+    identity check also a 500, or GraphQL's invalid-jwt)."""
 
 
 class PermissionDeniedError(JuliaHubError):
