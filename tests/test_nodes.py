@@ -239,12 +239,14 @@ def test_jobs_whose_names_cannot_be_paths_are_left_out_of_the_listing(
     ]  # fmt: skip
 
 
-def test_a_lone_surrogate_from_the_server_is_readable_in_results_and_info_json(
+def test_a_lone_surrogate_from_the_server_is_readable_in_results_status_and_info_json(
     ctx: MountContext,
 ) -> None:
     raw = {**DONE, "outputs": "ok \ud800 done"}  # what json.loads makes of "\\ud800"
+    raw["status"] = "Exploded\ud800"  # an unknown status is passed through
     odd_ctx = replace(ctx, registry=Registry(parse_job(raw)))  # type: ignore[arg-type]
     assert node(odd_ctx, "/jobs/jr-done/results").render() == b"ok ? done"
+    assert node(odd_ctx, "/jobs/jr-done/status").render() == b"Exploded?\n"
     info = node(odd_ctx, "/jobs/jr-done/info.json").render()
     assert json.loads(info)["outputs"] == "ok \ud800 done"
 
@@ -271,6 +273,16 @@ def test_xattrs(ctx: MountContext) -> None:
     for path, name in [(code, "user.other"), (node(ctx, "/jobs/jr-done/status"), "user.jhfs.hash")]:
         with pytest.raises(NoSuchAttribute):
             path.getxattr(name)
+
+
+def test_an_unknown_hash_algorithm_with_a_lone_surrogate_is_a_readable_xattr(
+    ctx: MountContext,
+) -> None:
+    raw = json.loads(json.dumps(RUNNING))
+    raw["files"][0]["hash"]["algorithm"] = "md\ud8005"
+    odd_ctx = replace(ctx, registry=Registry(parse_job(raw)))  # type: ignore[arg-type]
+    code = node(odd_ctx, "/jobs/jr-running/files/input/code.jl")
+    assert code.getxattr("user.jhfs.hash").startswith(b"md?5:")
 
 
 @pytest.mark.parametrize("path", ["/jobs/jr-done/status", "/jobs/jr-running/files/input/code.jl"])

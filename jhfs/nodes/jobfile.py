@@ -120,7 +120,9 @@ class JobFileNode(Node):
         value = self._xattrs().get(name)
         if value is None:
             raise NoSuchAttribute(name)
-        return value.encode()
+        # The hash's algorithm is the server's text: a lone surrogate, which
+        # has no UTF-8, as "?".
+        return value.encode("utf-8", "replace")
 
     def listxattr(self) -> list[str]:
         return list(self._xattrs())

@@ -48,8 +48,11 @@ class GeneratedFile(Node):
 
 
 class StatusFile(GeneratedFile):
+    """The status and a newline (an unknown status is passed through: a lone
+    surrogate in it, which has no UTF-8, as "?", as in results)."""
+
     def render(self) -> bytes:
-        return f"{self.job.status}\n".encode()
+        return f"{self.job.status}\n".encode("utf-8", "replace")
 
 
 class InfoFile(GeneratedFile):
