@@ -77,7 +77,7 @@ def _recover_dead_mount(mountpoint: Path, entry: MountEntry) -> None:
             f"{mountpoint}: the process of the {entry.fstype} mount there has died; "
             f"run `fusermount -u {mountpoint}`"
         )
-    failure = unmount_dead(mountpoint, entry)
+    failure = unmount_dead(mountpoint)
     if failure is not None:
         raise MountError(
             f"{mountpoint}: could not unmount the mount of a jhfs that had died: {failure}"

@@ -47,7 +47,6 @@ _GONE = (errno.ENOTCONN, errno.ECONNABORTED)  # the kernel's word for a FUSE pro
 class MountEntry:
     """The topmost mount on a path, as /proc/self/mountinfo describes it."""
 
-    mount_id: int  # unique among the mounts that exist: a new mount gets a new one
     fstype: str  # "fuse.jhfs" for jhfs
     options: frozenset[str]  # the file system's own, e.g. user_id=1000 for FUSE
 
@@ -72,7 +71,6 @@ def mount_entry(mountpoint: Path) -> MountEntry | None:
                 continue
             tail = fields[fields.index(b"-", 6) + 1 :]
             found = MountEntry(  # a later line is a mount on top of an earlier one
-                mount_id=int(fields[0]),
                 fstype=tail[0].decode(errors="replace"),
                 options=frozenset(tail[2].decode(errors="replace").split(",")),
             )
@@ -101,15 +99,15 @@ def answers(mountpoint: Path) -> bool | None:
     return _within(statfs)
 
 
-def unmount_dead(mountpoint: Path, entry: MountEntry) -> str | None:
-    """Unmount the mount `entry` at `mountpoint`, whose process is gone: plainly, or
-    lazily when a program still uses it. None once it is gone, else why not."""
+def unmount_dead(mountpoint: Path) -> str | None:
+    """Unmount the mount at `mountpoint`, whose process is gone: plainly, or lazily
+    when a program still uses it. None once it is gone, else why not."""
     command, lazy = _commands()
     result = subprocess.run([*command, str(mountpoint)], capture_output=True, text=True)
-    if result.returncode != 0 and _still_there(mountpoint, entry):
+    if result.returncode != 0 and _dead_mount(mountpoint):
         result = subprocess.run([*lazy, str(mountpoint)], capture_output=True, text=True)
     # Another jhfs recovering the same mount point may have been first.
-    if result.returncode == 0 or not _still_there(mountpoint, entry):
+    if result.returncode == 0 or not _dead_mount(mountpoint):
         return None
     return _last_line(result.stderr)
 
@@ -154,9 +152,9 @@ def _last_line(stderr: str) -> str:
     return stderr.strip().splitlines()[-1] if stderr.strip() else "failed"
 
 
-def _still_there(mountpoint: Path, entry: MountEntry) -> bool:
-    now = mount_entry(mountpoint)
-    return now is not None and now.mount_id == entry.mount_id
+def _dead_mount(mountpoint: Path) -> bool:
+    # Not compared by mount id: the kernel gives a freed one to the next mount.
+    return mounted(mountpoint) and answers(mountpoint) is False
 
 
 def _within(call: Callable[[], T]) -> T | None:

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from conftest import Emulator, start_emulator, stop_emulator, wait_for
 
+from jhfs.unmounting import answers
 from jhfs.unmounting import mounted as is_mounted
 
 
@@ -106,12 +107,22 @@ class Mount:
 
 
 @contextmanager
-def mount_jhfs(emulator: Emulator, workdir: Path, *extra: str) -> Iterator[Mount]:
-    """jhfs mounted in the foreground at workdir/mnt until the block ends."""
+def mount_jhfs(
+    emulator: Emulator, workdir: Path, *extra: str, log_name: str = "jhfs.log"
+) -> Iterator[Mount]:
+    """jhfs mounted in the foreground at workdir/mnt, its cache at workdir/cache, until
+    the block ends. Another mount of the same workdir (with a `log_name` of its
+    own) reuses both, also a mount point that a killed jhfs left mounted."""
     mountpoint = workdir / "mnt"
-    mountpoint.mkdir(parents=True)
+    replacing = is_mounted(mountpoint)  # a dead mount, which answers nothing
+    if not replacing:
+        mountpoint.mkdir(parents=True, exist_ok=True)
     cache_dir = workdir / "cache"
-    log = workdir / "jhfs.log"
+    log = workdir / log_name
+
+    def mounted_anew() -> bool:
+        return is_mounted(mountpoint) and (not replacing or bool(answers(mountpoint)))
+
     with log.open("w") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "jhfs", "mount", str(mountpoint), "-f",
@@ -124,11 +135,8 @@ def mount_jhfs(emulator: Emulator, workdir: Path, *extra: str) -> Iterator[Mount
         )  # fmt: skip
     mount = Mount(mountpoint, process, emulator, cache_dir, log)
     try:
-        wait_for(
-            lambda: is_mounted(mountpoint) or process.poll() is not None,
-            what="jhfs to mount",
-        )
-        if not is_mounted(mountpoint):
+        wait_for(lambda: mounted_anew() or process.poll() is not None, what="jhfs to mount")
+        if not mounted_anew():
             pytest.fail(f"jhfs exited with {process.returncode}:\n{mount.log_text()}")
         yield mount
     finally:
