@@ -201,6 +201,7 @@ def test_unknown_file_type_and_algorithm_kept() -> None:
         {"name": "a", "size": 1},  # no type
         {"name": "a", "type": "input", "size": -1},
         {"name": "a", "type": "input", "size": "12"},
+        {"name": "a", "type": "input", "size": 2**63},  # no st_size can hold it
         {"name": "a", "type": "input", "size": True},
         {"name": "a", "type": "input", "size": 1, "hash": "abc"},
         "a string",

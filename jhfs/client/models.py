@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import functools
 import json
 import logging
 import re
@@ -24,8 +23,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from jhfs.client.errors import NotFoundError, ServerError
+from jhfs.client.once import warn_once
 
 logger = logging.getLogger(__name__)
+
+# A file's size must fit a file's st_size (a signed 64-bit off_t): a larger one
+# would show as another size (2**64 as 0, and cp would copy nothing).
+MAX_FILE_SIZE = 2**63 - 1
 
 KNOWN_STATUSES = frozenset({"Submitted", "Running", "Failed", "Stopped", "Completed"})
 DONE_STATUSES = frozenset({"Failed", "Stopped", "Completed"})
@@ -226,7 +230,7 @@ def parse_job_file(jobname: str, obj: Any) -> JobFile:
     size = obj.get("size")
     if size is None:
         size = 0  # not uploaded yet
-    elif isinstance(size, bool) or not isinstance(size, int) or size < 0:
+    elif isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_FILE_SIZE:
         raise ServerError(f"malformed answer from the server: {what} has size {size!r}")
     try:
         uploaded = parse_timestamp(obj.get("upload_timestamp"), f"{what} upload_timestamp")
@@ -393,14 +397,8 @@ def parse_jobs(obj: Any) -> list[Job]:
         try:
             jobs.append(parse_job(entry))
         except ServerError as exc:
-            _warn_once(f"left out of the job list: {exc}")
+            warn_once(logger, f"left out of the job list: {exc}")
     return jobs
-
-
-@functools.lru_cache(maxsize=256)
-def _warn_once(message: str) -> None:
-    """Log a message once (while it is among the last 256): listings repeat every few seconds."""
-    logger.warning("%s", message)
 
 
 def parse_job_details(obj: Any, jobname: str) -> Job | None:
@@ -510,7 +508,7 @@ def parse_log_page(body: str | bytes) -> LogPage:
                 messages.append(parse_log_message(entry))
             except ServerError as exc:
                 # As JuliaHub.jl does: one bad message is dropped, not the page.
-                _warn_once(f"left out of the log: {exc}")
+                warn_once(logger, f"left out of the log: {exc}")
             continue
         if (end == "top" and position != 0) or (end == "bottom" and position != last):
             logger.warning("log marker %r at unexpected position %d of %d", end, position, last + 1)

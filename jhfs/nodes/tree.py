@@ -9,9 +9,13 @@ held; only what is inside it asks for a fresh one.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
-from jhfs.client import Job
+from jhfs.client import Job, JobFile
+from jhfs.client.once import warn_once
 from jhfs.nodes.base import XATTR_NAMESPACE, Attrs, Directory, Node
 from jhfs.nodes.context import MountContext
 from jhfs.nodes.ctl import CtlFile
@@ -19,6 +23,12 @@ from jhfs.nodes.errors import NoSuchName
 from jhfs.nodes.jobfile import JobFileNode
 from jhfs.nodes.logs import LogsFile
 from jhfs.nodes.text import HostnameFile, InfoFile, ResultsFile, StatusFile
+
+logger = logging.getLogger(__name__)
+
+NAME_MAX = 255  # bytes in one name: the kernel refuses a listing with a longer one
+
+_Entry = TypeVar("_Entry")
 
 
 def resolve(root: Node, path: str) -> Node:
@@ -42,17 +52,32 @@ def is_path_component(name: str) -> bool:
     name looked up).
 
     Not with "/" or NUL (the kernel would refuse the whole listing, or see
-    another name), and not with a lone surrogate: from a JSON escape it has no
-    bytes a path could hold, and from a path it stands for bytes that are not
-    UTF-8, which no name the server chose has.
+    another name), not longer than NAME_MAX bytes, and not with a lone
+    surrogate: from a JSON escape it has no bytes a path could hold, and from
+    a path it stands for bytes that are not UTF-8, which no name the server
+    chose has.
     """
     if name in ("", ".", "..") or "/" in name or "\0" in name:
         return False
     try:
-        name.encode("utf-8")
+        return len(name.encode("utf-8")) <= NAME_MAX
     except UnicodeEncodeError:
         return False
-    return True
+
+
+def entries(items: Iterable[_Entry], name_of: Callable[[_Entry], str], where: str) -> list[_Entry]:
+    """The items that can be entries of one directory: a name no entry can have, or
+    one already taken (the first, the newest, wins), is left out with one warning."""
+    kept: dict[str, _Entry] = {}
+    for item in items:
+        name = name_of(item)
+        if name in kept:
+            warn_once(logger, f"{where}: {name!r} is listed twice; only the first is shown")
+        elif not is_path_component(name):
+            warn_once(logger, f"{where}: left out {name!r}, which cannot be a file name")
+        else:
+            kept[name] = item
+    return list(kept.values())
 
 
 XATTR_PID = XATTR_NAMESPACE + "pid"
@@ -94,7 +119,7 @@ class JobsDir(Directory):
 
     def _listed(self) -> list[Job]:
         """The listing's jobs, but for a name no directory entry can have."""
-        return [job for job in self.ctx.registry.list_jobs() if is_path_component(job.jobname)]
+        return entries(self.ctx.registry.list_jobs(), lambda job: job.jobname, "jobs/")
 
     def children(self) -> list[str]:
         return [job.jobname for job in self._listed()]
@@ -171,7 +196,8 @@ class FilesDir(Directory):
         return self.ctx.submit_time(self.job)
 
     def children(self) -> list[str]:
-        return sorted({f.type for f in self.job.files if is_path_component(f.type)})
+        types = entries({f.type: f for f in self.job.files}, str, f"{self.job.jobname}/files/")
+        return sorted(types)
 
     def nlink(self) -> int:
         return 2 + len(self.children())
@@ -194,12 +220,15 @@ class FileTypeDir(Directory):
         return self.ctx.submit_time(self.job)
 
     def children(self) -> list[str]:
-        return [
-            f.name for f in self.job.files if f.type == self.file_type and is_path_component(f.name)
-        ]
+        return [file.name for file in self._files()]
+
+    def _files(self) -> list[JobFile]:
+        of_type = [file for file in self.job.files if file.type == self.file_type]
+        where = f"{self.job.jobname}/files/{self.file_type}/"
+        return entries(of_type, lambda file: file.name, where)
 
     def lookup(self, name: str) -> Node:
-        for file in self.job.files:
-            if file.type == self.file_type and file.name == name:
+        for file in self._files():
+            if file.name == name:
                 return JobFileNode(self.ctx, self.job, file)
         raise NoSuchName(name)
