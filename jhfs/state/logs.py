@@ -48,9 +48,21 @@ logger = logging.getLogger(__name__)
 
 MAX_IDLE_LOGS = 1024  # logs kept in memory that nobody has open (a few hundred bytes each)
 OPEN_ATTEMPTS = 3  # fetches of a complete log that eviction deletes before an open gets it
+# Pages one fetch may take (10 million messages at the server's cap of 10,000 a
+# page): a server whose pages never reach the log's end must not be followed
+# for ever.
+MAX_LOG_PAGES = 1000
 _SYNC = "sync"  # the single-flight key of a log's fetches
 _COPY_CHUNK = 1 << 20
 _SUFFIX = ".log"
+
+
+def _check_pages(jobname: str, pages: int) -> None:
+    if pages > MAX_LOG_PAGES:
+        raise ServerError(
+            f"the log of {jobname}: no end after {MAX_LOG_PAGES} pages (the server's "
+            "pages go on for ever)"
+        )
 
 
 def _file_name(jobname: str) -> str:
@@ -384,8 +396,9 @@ class JobLog:
                     break
                 oldest = messages[0]
                 seen = {m.event_id for m in messages if m.event_id is not None}
-                page = store.client.log_page(self.jobname, before=oldest, nentries=store.page_size)
                 pages += 1
+                _check_pages(self.jobname, pages)
+                page = store.client.log_page(self.jobname, before=oldest, nentries=store.page_size)
                 messages = _without(page.messages, oldest)
                 if any(m.event_id in seen for m in messages):
                     # Asked for what came before, it sent some of the same again:
@@ -455,9 +468,11 @@ class JobLog:
 
     def _fetch_newer(self, newest: LogMessage) -> int:
         store = self._store
-        count = 0
+        count, pages = 0, 0
         seen: set[str] = set()  # the previous page's eventIds
         while True:
+            pages += 1
+            _check_pages(self.jobname, pages)
             page = store.client.log_page(self.jobname, after=newest, nentries=store.page_size)
             messages = _without(page.messages, newest)
             if any(m.event_id in seen for m in messages):
