@@ -185,11 +185,11 @@ def test_unknown_text_shows_up_safely(
     jobname = emulator.create_finished(status="Completed")
 
     def strange(job: dict[str, Any]) -> None:
-        job.update(status="Exploded", outputs='{"x": "\ud800"}', jobname_alias="\udcff")
+        job.update(status="Explo\udcffded", outputs='{"x": "\ud800"}', jobname_alias="\udcff")
 
     with hostile.rule(changed_job(jobname, strange)):
         job = mnt.job(jobname)
-        assert sh(f"cat {job}/status").stdout == "Exploded\n"
+        assert sh(f"cat {job}/status").stdout == "Explo?ded\n"
         results = sh(f"cat {job}/results")
         assert results.returncode == 0, results.stderr
         info = sh(f"cat {job}/info.json")
