@@ -79,6 +79,7 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         strict=settings.options.verify_full,
         max_size=settings.cache_max_size,
         log_in_use=logs.in_use,
+        on_missing=registry.forget,
     )
     ctx = MountContext(
         client=client,

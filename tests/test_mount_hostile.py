@@ -281,11 +281,22 @@ def test_a_404_for_a_listed_file_or_log_is_eio(
             return Answer(404, b"not here")
         return None
 
+    job = f"/api/rest/jobs/{jobname}"
     with hostile.rule(gone):
         source = mnt.job(jobname) / "files" / "result" / "out.bin"
         assert sh(f"ls {source}").returncode == 0
+        asked = hostile.count(job)
         assert "Input/output error" in errno_text(f"cp {source} {tmp_path}/copy")
+
+        def asked_again() -> bool:
+            # A finished job is never asked for again, unless what it listed was
+            # not there (the kernel may answer a look from its cache for 1 s).
+            return sh(f"ls {source}").returncode == 0 and hostile.count(job) > asked
+
+        wait_for(asked_again, what="the job to be asked for again after the file's 404")
+        asked = hostile.count(job)
         assert "Input/output error" in errno_text(f"cat {mnt.job(jobname)}/logs")
+        wait_for(asked_again, what="the job to be asked for again after the log's 404")
 
 
 # --- logs that never end ---------------------------------------------------------------

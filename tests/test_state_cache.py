@@ -238,7 +238,11 @@ def test_finished_logs_are_evicted_unless_in_use(
         os.utime(logs / name, ns=(0, 0))  # older than any blob
     (file,) = result_files(fresh_emulator, client, [2 * MIB])
     cache = FileCache(
-        client, tmp_path, max_size=3 * MIB, log_in_use=lambda path: path.name == "a.log"
+        client,
+        tmp_path,
+        max_size=3 * MIB,
+        log_in_use=lambda path: path.name == "a.log",
+        on_missing=lambda jobname: None,
     )
     cached(cache, file)
     assert (logs / "a.log").exists()

@@ -21,6 +21,7 @@ from conftest import Emulator, wait_for
 from jhfs.client import (
     JobFile,
     JuliaHubClient,
+    ListedButMissingError,
     ServerUnreachableError,
     TokenSource,
     TransferCancelled,
@@ -35,6 +36,7 @@ from jhfs.state.flight import SingleFlight
 
 def file_cache(client: JuliaHubClient, cache_dir: Path, **options: Any) -> FileCache:
     """A FileCache as a mount makes it; no finished log is open."""
+    options.setdefault("on_missing", lambda jobname: None)
     return FileCache(client, cache_dir, log_in_use=lambda path: False, **options)
 
 
@@ -192,6 +194,23 @@ def test_a_corrupt_download_fails_every_read_of_it_once_and_the_next_open_downlo
 
     assert hashlib.sha256(fetch(cache, file)).digest() == file.hash.digest
     assert downloads(fresh_emulator) == 2
+    client.close()
+
+
+def test_a_404_for_a_listed_file_is_a_server_error_that_the_registry_hears_of(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    client = JuliaHubClient(fresh_emulator.url, TokenSource(token=fresh_emulator.token))
+    file = result_job(fresh_emulator, client, size=1000)
+    missing: list[str] = []
+    cache = file_cache(client, tmp_path, on_missing=missing.append)
+    fresh_emulator.fault(endpoint="download", mode="status", status=404, count=1)
+    download = cache.download(file)
+    assert download is not None
+    with pytest.raises(ListedButMissingError):
+        read_all(download)
+    cache.release(download)
+    wait_for(lambda: missing == [file.jobname], what="the registry to hear of it")
     client.close()
 
 

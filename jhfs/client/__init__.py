@@ -5,6 +5,7 @@ from jhfs.client.auth import TokenSource, discover
 from jhfs.client.errors import (
     AuthenticationError,
     JuliaHubError,
+    ListedButMissingError,
     NotFoundError,
     PermissionDeniedError,
     ServerError,
@@ -32,6 +33,7 @@ __all__ = [
     "JobFile",
     "JuliaHubClient",
     "JuliaHubError",
+    "ListedButMissingError",
     "LogMessage",
     "LogPage",
     "NotFoundError",

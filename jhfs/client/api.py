@@ -51,6 +51,7 @@ from jhfs.client.errors import (
     AuthenticationError,
     DeadlineExceeded,
     JuliaHubError,
+    ListedButMissingError,
     NotFoundError,
     PermissionDeniedError,
     ServerError,
@@ -632,7 +633,9 @@ class JuliaHubClient:
                 f"{what}: not permitted (403; the server also says this for a job that "
                 "does not exist)"
             )
-        if status == 404 and not listed:
+        if status == 404:
+            if listed:
+                raise ListedButMissingError(f"{what}: the server answered 404 for what it listed")
             raise NotFoundError(f"{what}: not found (404)")
         raise ServerError(f"{what}: the server answered {status}: {self._snippet(body)}")
 

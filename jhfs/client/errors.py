@@ -25,6 +25,12 @@ class ServerError(JuliaHubError):
     """The server answered, but wrongly: 5xx, `success: false`, or a malformed body."""
 
 
+class ListedButMissingError(ServerError):
+    """A 404 for what the server listed (the job list, a listed job's log or file):
+    the server's error, not a name that does not exist, and a sign that the job
+    changed since it was listed."""
+
+
 class ServerUnreachableError(JuliaHubError):
     """No answer: connection refused or reset, timeout, or a body cut short."""
 

@@ -228,6 +228,12 @@ class Download:
         with self._cond:
             return self._error is not None
 
+    @property
+    def error(self) -> BaseException | None:
+        """Why it failed (None while it runs, or once verified)."""
+        with self._cond:
+            return self._error
+
     def stop(self, error: BaseException) -> bool:
         """End an unfinished download for good, its bytes left on disk: waiting reads
         and later ones raise `error`, its workers stop at their next look. False if

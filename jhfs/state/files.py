@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from jhfs.client import JobFile, JuliaHubClient, TransferCancelled
+from jhfs.client import JobFile, JuliaHubClient, ListedButMissingError, TransferCancelled
 from jhfs.state import partial
 from jhfs.state.cachedir import clean_stale_temp, private_dir, temp_file
 from jhfs.state.cachesize import CacheSpace
@@ -90,7 +90,8 @@ class FileCache:
     just been verified. A file without a hash yet raises FileNotReadyError.
     `strict` (verify=full) serves no byte before the hash matched.
     `log_in_use(path)` tells whether a finished log may not be evicted (its
-    owner, jhfs.state.logs, has it open).
+    owner, jhfs.state.logs, has it open). `on_missing(jobname)` hears of a
+    download the server answered with a 404 although it listed the file.
     """
 
     def __init__(
@@ -102,6 +103,7 @@ class FileCache:
         strict: bool = False,
         max_size: int = DEFAULT_MAX_SIZE,
         log_in_use: Callable[[Path], bool],
+        on_missing: Callable[[str], None],
     ) -> None:
         self._client = client
         self._blobs = private_dir(private_dir(cache_dir) / "blobs")
@@ -111,6 +113,7 @@ class FileCache:
         self._streams = streams
         self._strict = strict
         self._log_in_use = log_in_use
+        self._on_missing = on_missing
         self._workers = Workers(
             connections=WorkerPool("jhfs-download", CONNECTION_WORKERS),
             hashing=WorkerPool("jhfs-sha256", HASH_WORKERS),
@@ -320,6 +323,8 @@ class FileCache:
         elif download.dropped:
             self._space.added(-download.size)
         self._trim()  # its last reader may have closed it before it ended
+        if isinstance(download.error, ListedButMissingError):
+            self._on_missing(download.file.jobname)
 
     def _remember_unverified(self, key: str) -> None:
         # Lock held. Bounded: the oldest are forgotten (the kernel has long

@@ -34,7 +34,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from jhfs.client import JuliaHubClient, JuliaHubError, LogMessage, ServerError
+from jhfs.client import (
+    JuliaHubClient,
+    JuliaHubError,
+    ListedButMissingError,
+    LogMessage,
+    ServerError,
+)
 from jhfs.client.api import LOG_PAGE_CAP
 from jhfs.state.cachedir import clean_stale_temp, durable_rename, private_dir, temp_file
 from jhfs.state.errors import CacheChurnError, ShuttingDownError
@@ -357,7 +363,11 @@ class JobLog:
                 return  # fetched or followed a moment ago
         # For an open: the fetch runs on the Waiter's pool, so that Ctrl-C, the
         # deadline or the unmount end the open while the fetch goes on.
-        self._flight.do(_SYNC, self._sync, self._store.waiter)
+        try:
+            self._flight.do(_SYNC, self._sync, self._store.waiter)
+        except ListedButMissingError:
+            self._store.registry.forget(self.jobname)
+            raise
         self.mark_current()
 
     def _sync(self) -> int:

@@ -44,6 +44,7 @@ class JobRegistry:
       cache. Timeouts / 5xx propagate (never cached as not-found), and are
       given again for FAILURE_MEMORY seconds.
     - refresh(name): fetch now (after a ctl command).
+    - forget(name): drop what is held (the server had no log or file it listed).
     Thread-safe; no lock is held across an HTTP call. With a Waiter, callers
     wait for requests on its pool and may give up (Ctrl-C, deadline).
     """
@@ -164,6 +165,13 @@ class JobRegistry:
         before the change.
         """
         return self._fetch_job(jobname)
+
+    def forget(self, jobname: str) -> None:
+        """The server had no log or file it listed for the job: what is held of the
+        job may be out of date, even for a final job, so the next look asks again."""
+        with self._lock:
+            self._lookups.pop(jobname, None)
+            self._listed.pop(jobname, None)
 
     def _raise_recent_failure(self, key: str) -> None:
         # Lock held.
