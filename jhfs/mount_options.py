@@ -33,12 +33,24 @@ class MountOptions:
     fuse: dict[str, str | bool] = field(default_factory=dict)  # for libfuse, as given
 
 
+# Not libfuse's options but the binding's own parameters, or what jhfs sets for
+# itself: `errors=strict` would make a non-UTF-8 path a traceback, `raw_fi`
+# change what every operation receives, `subtype` hide the mount from `jhfs umount`.
+SET_BY_JHFS = frozenset(
+    {"raw_fi", "encoding", "errors", "foreground", "debug", "nothreads", "fsname", "subtype"}
+)
+
+
 def parse_mount_options(values: list[str]) -> MountOptions:
     """`-o allow_other,download_streams=8` (repeatable); ValueError names a bad value."""
     fuse: dict[str, str | bool] = {}
     for value in values:
         for item in filter(None, value.split(",")):
             key, sep, setting = item.partition("=")
+            if key in SET_BY_JHFS:
+                raise ValueError(
+                    f"-o {key} is set by jhfs itself" + (" (use --debug)" if key == "debug" else "")
+                )
             fuse[key] = setting if sep else True
     streams = fuse.pop("download_streams", str(DEFAULT_STREAMS))
     if not (isinstance(streams, str) and streams.isdigit() and 1 <= int(streams) <= MAX_STREAMS):

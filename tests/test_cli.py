@@ -38,6 +38,10 @@ def test_mount_options_are_comma_separated_and_repeatable_and_jhfs_takes_its_own
         ("max_rate=nan", "max_rate must be a number greater than 0 and at most 1000"),
         ("timeout", "timeout must be a number greater than 0 and at most 3600"),
         ("timeout=1e9", "timeout must be a number greater than 0 and at most 3600"),
+        ("errors=strict", "-o errors is set by jhfs itself"),
+        ("ro,raw_fi", "-o raw_fi is set by jhfs itself"),
+        ("subtype=other", "-o subtype is set by jhfs itself"),
+        ("debug", r"-o debug is set by jhfs itself \(use --debug\)"),
     ],
 )
 def test_bad_jhfs_options_are_refused_with_what_is_allowed(option: str, message: str) -> None:
