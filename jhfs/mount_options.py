@@ -33,12 +33,10 @@ class MountOptions:
     fuse: dict[str, str | bool] = field(default_factory=dict)  # for libfuse, as given
 
 
-# Not libfuse's options but the binding's own parameters, or what jhfs sets for
-# itself: `errors=strict` would make a non-UTF-8 path a traceback, `raw_fi`
-# change what every operation receives, `subtype` hide the mount from `jhfs umount`.
-SET_BY_JHFS = frozenset(
-    {"raw_fi", "encoding", "errors", "foreground", "debug", "nothreads", "fsname", "subtype"}
-)
+# Not libfuse's options but the binding's own parameters, which jhfs sets:
+# `errors=strict` would make a non-UTF-8 path a traceback, `raw_fi` change what
+# every operation receives, `foreground` or `nothreads` how the mount runs.
+SET_BY_JHFS = frozenset({"raw_fi", "encoding", "errors", "foreground", "debug", "nothreads"})
 
 
 def parse_mount_options(values: list[str]) -> MountOptions:
