@@ -54,6 +54,12 @@ class MountSettings:
     options: MountOptions = field(default_factory=MountOptions)
 
 
+# fuse_main's result (libfuse 3.12 and later) when its loop ended with an
+# error, which includes a signal (SIGINT, SIGTERM, SIGHUP) asking for the
+# unmount; 1 to 7 are failures to mount or to start the loop.
+LOOP_ENDED = 8
+
+
 def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[], None]) -> None:
     """Mount and serve until unmounted; `on_ready` runs once the mount is usable."""
     os.umask(0o077)  # cached logs and blobs are the user's alone
@@ -109,11 +115,11 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
     try:
         JhfsFUSE(operations, str(settings.mountpoint), foreground=True, raw_fi=True, **options)
     except RuntimeError as exc:  # fuse_main's non-zero result
-        if not operations.mounted:  # libfuse printed why on stderr
+        # A signal may end the loop even before the kernel's handshake (init)
+        # made the mount usable: that is an unmount, not a failure to mount.
+        if not operations.mounted and exc.args != (LOOP_ENDED,):  # libfuse said why on stderr
             message = f"could not mount {settings.mountpoint} (libfuse error {exc})"
             raise MountError(message) from None
-        # libfuse 3 also ends its loop with a non-zero result when a signal
-        # (SIGINT, SIGTERM, SIGHUP) asked for the unmount.
         logger.debug("the FUSE loop ended (libfuse result %s)", exc)
     finally:
         waiter.close()
