@@ -24,7 +24,7 @@ def result_files(mount: Mount, sizes: list[int], seed: int) -> list[tuple[Path, 
         for i, size in enumerate(sizes)
     ]
     jobname = mount.emulator.create_finished(files=specs)
-    info = json.loads((mount.job(jobname) / "info.json").read_text())
+    info = json.loads((mount.job(jobname) / "server.json").read_text())
     digests = {f["name"]: base64.b64decode(f["hash"]["value"]).hex() for f in info["files"]}
     directory = mount.job(jobname) / "files" / "result"
     return [(directory / f"f{i}.bin", digests[f"f{i}.bin"]) for i in range(len(sizes))]

@@ -21,8 +21,8 @@ def mnt(fresh_emulator: Emulator, tmp_path: Path) -> Iterator[Mount]:
 
 
 def wire_hash(mount: Mount, jobname: str, name: str) -> str:
-    """The hex digest the server gives for a job file (from info.json, i.e. the wire)."""
-    info = json.loads((mount.job(jobname) / "info.json").read_text())
+    """The hex digest the server gives for a job file (from server.json, i.e. the wire)."""
+    info = json.loads((mount.job(jobname) / "server.json").read_text())
     value = next(f["hash"]["value"] for f in info["files"] if f["name"] == name)
     return base64.b64decode(value).hex()
 

@@ -194,7 +194,10 @@ def test_unknown_text_shows_up_safely(
         assert results.returncode == 0, results.stderr
         info = sh(f"cat {job}/info.json")
         assert info.returncode == 0, info.stderr
-        assert json.loads(info.stdout)["outputs"] == '{"x": "\ud800"}'
+        assert json.loads(info.stdout)["results"] == '{"x": "\ud800"}'
+        server = sh(f"cat {job}/server.json")
+        assert server.returncode == 0, server.stderr
+        assert json.loads(server.stdout)["outputs"] == '{"x": "\ud800"}'
 
 
 # --- sizes and bodies ------------------------------------------------------------------

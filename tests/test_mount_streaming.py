@@ -29,7 +29,7 @@ def result_file(mount: Mount, size: int, seed: int) -> tuple[Path, str]:
     jobname = mount.emulator.create_finished(
         files=[{"type": "result", "name": "big.bin", "size": size, "seed": seed}]
     )
-    info = json.loads((mount.job(jobname) / "info.json").read_text())
+    info = json.loads((mount.job(jobname) / "server.json").read_text())
     value = next(f["hash"]["value"] for f in info["files"] if f["name"] == "big.bin")
     return mount.job(jobname) / "files" / "result" / "big.bin", base64.b64decode(value).hex()
 

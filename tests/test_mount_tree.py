@@ -15,6 +15,7 @@ from conftest import Emulator, wait_for
 from mounting import Mount, module_emulator, module_mount, mount_jhfs, sh
 
 CODE = b'println("hello")\n'
+LOSS = '{"loss": 0.25}'
 
 
 emulator = module_emulator()
@@ -26,7 +27,7 @@ def finished(emulator: Emulator) -> str:
     return emulator.create_finished(
         status="Completed",
         log_lines=50,
-        outputs='{"loss": 0.25}',
+        outputs=LOSS,
         files=[
             {"type": "input", "name": "code.jl", "content": base64.b64encode(CODE).decode()},
             {"type": "source", "name": "code.jl", "content": base64.b64encode(CODE).decode()},
@@ -57,7 +58,7 @@ def test_job_directory_holds_the_documented_entries(mnt: Mount, finished: str) -
     assert listing.returncode == 0, listing.stderr
     assert finished in listing.stdout.split()
     entries = sorted(os.listdir(mnt.job(finished)))
-    assert entries == ["ctl", "files", "info.json", "logs", "results", "status"]
+    assert entries == ["ctl", "files", "info.json", "logs", "results", "server.json", "status"]
     assert sorted(os.listdir(mnt.job(finished) / "files")) == ["input", "result", "source"]
     assert os.listdir(mnt.job(finished) / "files" / "result") == ["out.bin"]
 
@@ -67,15 +68,17 @@ def test_status_info_results_read_what_the_server_says(
 ) -> None:
     job = mnt.job(finished)
     assert (job / "status").read_bytes() == b"Completed\n"
-    info = (job / "info.json").read_text()
-    assert info.endswith("}\n")
-    assert json.loads(info) == server_job(emulator, finished)
+    server = (job / "server.json").read_text()
+    assert server.endswith("}\n")
+    assert json.loads(server) == server_job(emulator, finished)
+    info = json.loads((job / "info.json").read_text())
+    assert [info["id"], info["status"], info["results"]] == [finished, "Completed", LOSS]
     assert (job / "results").read_bytes() == b'{"loss": 0.25}'
 
 
 def test_sizes_are_exactly_what_a_read_returns(mnt: Mount, finished: str) -> None:
     job = mnt.job(finished)
-    for name in ("status", "info.json", "results"):
+    for name in ("status", "info.json", "server.json", "results"):
         data = (job / name).read_bytes()
         assert (job / name).stat().st_size == len(data), name
     logs = (job / "logs").read_bytes()
@@ -195,7 +198,7 @@ def test_writes_are_erofs(mnt: Mount, finished: str, command: str) -> None:
     assert result.returncode != 0
     assert "Read-only file system" in result.stderr, result.stderr
     assert sorted(os.listdir(mnt.job(finished))) == [
-        "ctl", "files", "info.json", "logs", "results", "status",
+        "ctl", "files", "info.json", "logs", "results", "server.json", "status",
     ]  # fmt: skip
 
 

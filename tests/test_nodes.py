@@ -173,7 +173,7 @@ def test_handles_read_into_a_buffer(ctx: MountContext) -> None:
 def test_job_directory_entries(ctx: MountContext) -> None:
     running = node(ctx, "/jobs/jr-running").readdir()
     assert sorted(running) == sorted(
-        ["status", "info.json", "results", "logs", "files", "ctl", "hostname"]
+        ["status", "info.json", "server.json", "results", "logs", "files", "ctl", "hostname"]
     )
     assert "hostname" not in node(ctx, "/jobs/jr-done").readdir()
     with pytest.raises(NoSuchName):
@@ -195,10 +195,61 @@ def test_generated_files_sizes_match_their_content(ctx: MountContext) -> None:
     for path, content in expected.items():
         assert read_all(ctx, path) == content
         assert node(ctx, path).getattr()["st_size"] == len(content)
-    info = read_all(ctx, "/jobs/jr-done/info.json")
-    assert info.endswith(b"\n")
-    assert json.loads(info) == DONE
-    assert node(ctx, "/jobs/jr-done/info.json").getattr()["st_size"] == len(info)
+    for name in ("info.json", "server.json"):
+        text = read_all(ctx, f"/jobs/jr-done/{name}")
+        assert text.endswith(b"\n")
+        assert node(ctx, f"/jobs/jr-done/{name}").getattr()["st_size"] == len(text)
+    assert json.loads(read_all(ctx, "/jobs/jr-done/server.json")) == DONE
+
+
+def test_info_json_has_juliahub_jl_fields_whatever_the_server_sent(ctx: MountContext) -> None:
+    info = json.loads(read_all(ctx, "/jobs/jr-running/info.json"))
+    assert info == {
+        "id": "jr-running",
+        "alias": None,
+        "status": "Running",
+        "env": {},
+        "results": "",
+        "files": [
+            {"jobname": "jr-running", "type": "input", "filename": "code.jl", "size": 12,
+             "hash": {"algorithm": "sha2_256", "hash": HASH_HEX},
+             "_upload_timestamp": "2024-05-01T09:59:59.000Z"},
+            {"jobname": "jr-running", "type": "result", "filename": "late.bin", "size": 0,
+             "hash": None, "_upload_timestamp": "2024-05-01T10:01:00.000Z"},
+            {"jobname": "jr-running", "type": "odd", "filename": "../escape", "size": 1,
+             "hash": {"algorithm": "sha2_256", "hash": HASH_HEX},
+             "_upload_timestamp": "2024-05-01T10:01:00.000Z"},
+        ],
+        "hostname": "jr-running.example.com",
+        "_timestamp_submit": "2024-05-01T10:00:00.000Z",
+        "_timestamp_start": "2024-05-01T10:00:05.000Z",
+        "_timestamp_end": None,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        '{"ALPHA": "0.1", "N": 3}',  # plain JSON text
+        '{\\"ALPHA\\": \\"0.1\\", \\"N\\": 3}',  # its quotes backslash-escaped
+        json.dumps(json.dumps({"ALPHA": "0.1", "N": 3})),  # JSON text of JSON text
+    ],
+)
+def test_info_json_env_is_an_object_however_the_server_quotes_inputs(
+    ctx: MountContext, inputs: str
+) -> None:
+    job = parse_job({**DONE, "inputs": inputs, "submittimestamp": 1_714_550_400_123})
+    odd_ctx = replace(ctx, registry=Registry(job))  # type: ignore[arg-type]
+    info = json.loads(read_all(odd_ctx, "/jobs/jr-done/info.json"))
+    assert info["env"] == {"ALPHA": "0.1", "N": 3}
+    assert info["_timestamp_submit"] == "2024-05-01T08:00:00.123Z"  # integer ms on the wire
+    assert json.loads(read_all(odd_ctx, "/jobs/jr-done/server.json"))["inputs"] == inputs
+
+
+def test_info_json_env_of_null_inputs_is_an_empty_object(ctx: MountContext) -> None:
+    registry = Registry(parse_job({**DONE, "inputs": None}))
+    odd_ctx = replace(ctx, registry=registry)  # type: ignore[arg-type]
+    assert json.loads(read_all(odd_ctx, "/jobs/jr-done/info.json"))["env"] == {}
 
 
 def test_times(ctx: MountContext) -> None:
@@ -248,7 +299,9 @@ def test_a_lone_surrogate_from_the_server_is_readable_in_results_status_and_info
     assert node(odd_ctx, "/jobs/jr-done/results").render() == b"ok ? done"
     assert node(odd_ctx, "/jobs/jr-done/status").render() == b"Exploded?\n"
     info = node(odd_ctx, "/jobs/jr-done/info.json").render()
-    assert json.loads(info)["outputs"] == "ok \ud800 done"
+    assert json.loads(info)["results"] == "ok \ud800 done"
+    server = node(odd_ctx, "/jobs/jr-done/server.json").render()
+    assert json.loads(server)["outputs"] == "ok \ud800 done"
 
 
 def test_unfinished_upload_is_eagain_at_open(ctx: MountContext) -> None:

@@ -1,4 +1,4 @@
-"""The small generated files of a job: status, info.json, results, hostname.
+"""The small generated files of a job: status, info.json, server.json, results, hostname.
 
 Each open takes a snapshot of the text, so every read of one open file sees
 the same bytes and st_size is their length. A finished job never changes, so
@@ -7,11 +7,13 @@ the kernel may keep its pages; a running job's are read afresh (direct I/O).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import stat
 from abc import abstractmethod
+from typing import Any
 
-from jhfs.client import Job
+from jhfs.client import Job, JobFile
 from jhfs.nodes.base import Attrs, Handle, Node, require_read_only
 from jhfs.nodes.context import MountContext
 
@@ -56,15 +58,18 @@ class StatusFile(GeneratedFile):
 
 
 class InfoFile(GeneratedFile):
+    """The job as JuliaHub.jl's `Job` has it, with the same field names (README's
+    table): a stable object for scripts, whatever quirk the server's object has."""
+
+    def render(self) -> bytes:
+        return _json_text(job_info(self.job))
+
+
+class ServerFile(GeneratedFile):
     """The job object exactly as the server sent it, pretty-printed."""
 
     def render(self) -> bytes:
-        try:
-            return (json.dumps(self.job.raw, indent=2, ensure_ascii=False) + "\n").encode()
-        except UnicodeEncodeError:
-            # A lone surrogate from a JSON escape has no UTF-8: escaped again,
-            # the JSON still says exactly what the server sent.
-            return (json.dumps(self.job.raw, indent=2) + "\n").encode()
+        return _json_text(self.job.raw)
 
 
 class ResultsFile(GeneratedFile):
@@ -80,3 +85,53 @@ class HostnameFile(GeneratedFile):
 
     def render(self) -> bytes:
         return f"{self.job.hostname}\n".encode()
+
+
+def job_info(job: Job) -> dict[str, Any]:
+    """info.json's object: JuliaHub.jl's `Job` fields (`id` is the job's name, as
+    there; `_json`, the server's object, is server.json)."""
+    return {
+        "id": job.jobname,
+        "alias": job.alias,
+        "status": job.status,
+        "env": job.inputs,
+        "results": job.outputs,
+        "files": [_file_info(file) for file in job.files],
+        "hostname": job.hostname,
+        "_timestamp_submit": _iso(job.submitted),
+        "_timestamp_start": _iso(job.started),
+        "_timestamp_end": _iso(job.ended),
+    }
+
+
+def _file_info(file: JobFile) -> dict[str, Any]:
+    """JuliaHub.jl's `JobFile`: its FileHash as the hex digest (what sha256sum
+    prints), null until the upload has finished."""
+    return {
+        "jobname": file.jobname,
+        "type": file.type,
+        "filename": file.name,
+        "size": file.size,
+        "hash": {"algorithm": file.hash.algorithm, "hash": file.hash.hex}
+        if file.is_uploaded
+        else None,
+        "_upload_timestamp": _iso(file.upload_timestamp),
+    }
+
+
+def _iso(timestamp: dt.datetime | None) -> str | None:
+    """ISO 8601 in UTC with milliseconds, as JuliaHub writes its times, but one
+    form whatever the server sent (offsets, or integer milliseconds)."""
+    if timestamp is None:
+        return None
+    utc = timestamp.astimezone(dt.UTC)  # already UTC from the client: no conversion
+    return utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+def _json_text(value: Any) -> bytes:
+    try:
+        return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode()
+    except UnicodeEncodeError:
+        # A lone surrogate from a JSON escape has no UTF-8: escaped again,
+        # the JSON still says exactly what the server sent.
+        return (json.dumps(value, indent=2) + "\n").encode()

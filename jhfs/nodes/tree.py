@@ -22,7 +22,7 @@ from jhfs.nodes.ctl import CtlFile
 from jhfs.nodes.errors import NoSuchName
 from jhfs.nodes.jobfile import JobFileNode
 from jhfs.nodes.logs import LogsFile
-from jhfs.nodes.text import HostnameFile, InfoFile, ResultsFile, StatusFile
+from jhfs.nodes.text import HostnameFile, InfoFile, ResultsFile, ServerFile, StatusFile
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class JobDir(Directory):
         return self.job if self.job.is_final else self.ctx.registry.get(self.job.jobname)
 
     def children(self) -> list[str]:
-        names = ["status", "info.json", "results", "logs", "files", "ctl"]
+        names = ["status", "info.json", "server.json", "results", "logs", "files", "ctl"]
         if self.fresh_job().hostname:
             names.append("hostname")
         return names
@@ -172,6 +172,8 @@ class JobDir(Directory):
                 return StatusFile(ctx, job)
             case "info.json":
                 return InfoFile(ctx, job)
+            case "server.json":
+                return ServerFile(ctx, job)
             case "results":
                 return ResultsFile(ctx, job)
             case "logs":
