@@ -28,6 +28,7 @@ from jhfs.state.files import DEFAULT_MAX_SIZE, FileCache
 from jhfs.state.freshness import KERNEL_TIMEOUT
 from jhfs.state.logs import LogStore
 from jhfs.state.registry import JobRegistry
+from jhfs.state.saved import SavedJobs
 from jhfs.state.waiting import Waiter
 from jhfs.unmounting import SUBTYPE
 
@@ -69,6 +70,7 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         client,
         jobs_limit=settings.jobs_limit,
         waiter=waiter,
+        saved=SavedJobs(settings.cache_dir),
     )
     kernel_cache = KernelCache()
     logs = LogStore(

@@ -1,6 +1,7 @@
 """Job state and caches between the client and the filesystem nodes.
 
-The listing and status cache (registry), the log files (logs) and their
+The listing and status cache (registry) with its copy on disk for when the
+server is down (saved), the log files (logs) and their
 following (logfollow), the verified, content-addressed file cache (files)
 with its downloads (download), its size and eviction (cachesize) and the
 partial downloads kept to resume (partial); and what they share:

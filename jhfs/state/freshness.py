@@ -32,6 +32,12 @@ NEGATIVE_TTL = 10.0
 # kernel repeats a failed operation (revalidate, then lookup; readahead, then
 # read), and the repeat fails at once instead of running the retries again.
 FAILURE_MEMORY = 3.0
+# While the server cannot be reached, jobs/ shows the listing saved last and
+# asks the server again at most this often: each ask costs the client's
+# retries (some 1.6 s against a refused connection, up to -o timeout against
+# one that does not answer), which the `ls` in between are spared. Once it
+# answers, jobs/ is current again at the next ask.
+OFFLINE_RETRY = 10.0
 
 # -- following a running job's log (state.logfollow) ----------------------------
 

@@ -7,10 +7,17 @@ unknown names are remembered briefly so that probing names does not flood the
 server, and so is a failed request: the kernel repeats a failed operation
 (revalidate, then lookup), and the repeat fails at once instead of running
 the client's retries again.
+
+With a SavedJobs, what is seen is also kept on disk, for when the server
+cannot be reached (ServerUnreachableError, timeouts included): jobs/ then
+shows the listing saved last, by this mount or an earlier one, and a final
+job seen before is served from disk. Anything else (a refused token, a
+server error, a running job's fresh status) is not masked.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -19,9 +26,22 @@ from typing import TypeVar
 
 from cachetools import LRUCache, TTLCache
 
-from jhfs.client import Job, JuliaHubClient, JuliaHubError, NotFoundError
+from jhfs.client import (
+    Job,
+    JuliaHubClient,
+    JuliaHubError,
+    NotFoundError,
+    ServerUnreachableError,
+)
 from jhfs.state.flight import SingleFlight
-from jhfs.state.freshness import FAILURE_MEMORY, JOB_TTL, LISTING_TTL, NEGATIVE_TTL
+from jhfs.state.freshness import (
+    FAILURE_MEMORY,
+    JOB_TTL,
+    LISTING_TTL,
+    NEGATIVE_TTL,
+    OFFLINE_RETRY,
+)
+from jhfs.state.saved import SavedJobs
 from jhfs.state.waiting import Waiter
 
 logger = logging.getLogger(__name__)
@@ -45,6 +65,9 @@ class JobRegistry:
       given again for FAILURE_MEMORY seconds.
     - refresh(name): fetch now (after a ctl command).
     - forget(name): drop what is held (the server had no log or file it listed).
+    - Offline (with `saved`): while the server cannot be reached, list_jobs()
+      gives the saved listing (asking the server again every OFFLINE_RETRY
+      seconds) and get() a saved final job; one warning per outage.
     Thread-safe; no lock is held across an HTTP call. With a Waiter, callers
     wait for requests on its pool and may give up (Ctrl-C, deadline).
     """
@@ -61,6 +84,7 @@ class JobRegistry:
         lookups_max: int = 4096,
         failures_max: int = 1024,
         waiter: Waiter | None = None,
+        saved: SavedJobs | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
@@ -85,16 +109,44 @@ class JobRegistry:
             maxsize=failures_max, ttl=FAILURE_MEMORY, timer=clock
         )
         self._waiter = waiter
+        self._saved = saved
+        # Since when the server could not be reached (None: it answers), and
+        # until when the listing is not asked for again.
+        self._offline_since: float | None = None
+        self._listing_retry_at = float("-inf")
         self._listing_flight: SingleFlight[str, None] = SingleFlight()
         self._job_flight: SingleFlight[str, Job] = SingleFlight()
 
     # -- the listing ---------------------------------------------------------
 
     def list_jobs(self) -> list[Job]:
-        """The latest jobs, newest first, at most `ttl` seconds old."""
+        """The latest jobs, newest first, at most `ttl` seconds old; while the
+        server cannot be reached, the saved listing."""
+        try:
+            return self._current_listing()
+        except ServerUnreachableError as error:
+            saved = self._saved.listing() if self._saved is not None else None
+            if saved is None:
+                raise
+            jobs, saved_at = saved
+            with self._lock:
+                now = self._clock()
+                if now >= self._listing_retry_at:  # the server was asked: not before then
+                    self._listing_retry_at = now + OFFLINE_RETRY
+            when = dt.datetime.fromtimestamp(saved_at).isoformat(sep=" ", timespec="seconds")
+            self._went_offline(
+                f"cannot reach the server ({error}): jobs/ shows the jobs listed at {when}, "
+                "and finished jobs seen before stay readable; the server is asked again "
+                f"every {OFFLINE_RETRY:g} s"
+            )
+            return jobs
+
+    def _current_listing(self) -> list[Job]:
         with self._lock:
             if self._listing_fresh():
                 return list(self._listing)
+            if self._clock() < self._listing_retry_at:
+                raise ServerUnreachableError("the server could not be reached; not asked yet")
             self._raise_recent_failure(_LISTING)
         self._listing_flight.do(
             _LISTING, lambda: self._remembering(_LISTING, self._fetch_listing), self._waiter
@@ -128,6 +180,9 @@ class JobRegistry:
             self._listing, self._listed, self._listing_at = jobs, listed, started
             for name in [name for name in self._missing if name in listed]:
                 self._missing.pop(name, None)  # created since it was looked up
+        self._answered()
+        if self._saved is not None:
+            self._saved.save_listing(jobs)
 
     # -- single jobs ---------------------------------------------------------
 
@@ -135,14 +190,32 @@ class JobRegistry:
         """The newest copy held, however old (no request)."""
         with self._lock:
             found = self._newest(jobname)
-        return found[0] if found else None
+        if found is not None:
+            return found[0]
+        return self._saved.listed(jobname) if self._saved is not None else None
 
     def get(self, jobname: str) -> Job:
         """The job, from the cache when fresh enough, else from the server.
 
         NotFoundError when the server says it does not exist (remembered for
         negative_ttl); the client's other errors propagate and are not cached.
+        A final job saved before is the answer when the server cannot be reached.
         """
+        try:
+            return self._get(jobname)
+        except ServerUnreachableError as error:
+            job = self._saved.job(jobname) if self._saved is not None else None
+            if job is None:
+                raise
+            with self._lock:
+                self._lookups[jobname] = (job, self._clock())  # final: kept for the mount
+            self._went_offline(
+                f"cannot reach the server ({error}): finished jobs seen before are read "
+                "from the cache"
+            )
+            return job
+
+    def _get(self, jobname: str) -> Job:
         with self._lock:
             found = self._newest(jobname)
             if found is not None:
@@ -172,6 +245,24 @@ class JobRegistry:
         with self._lock:
             self._lookups.pop(jobname, None)
             self._listed.pop(jobname, None)
+        if self._saved is not None:
+            self._saved.forget(jobname)
+
+    def _went_offline(self, message: str) -> None:
+        """Say once per outage (the first time something is served from disk)."""
+        with self._lock:
+            first = self._offline_since is None
+            if first:
+                self._offline_since = self._clock()
+        if first:
+            logger.warning("%s", message)
+
+    def _answered(self) -> None:
+        with self._lock:
+            since, self._offline_since = self._offline_since, None
+            self._listing_retry_at = float("-inf")
+        if since is not None:
+            logger.info("the server answers again after %.0f s", self._clock() - since)
 
     def _raise_recent_failure(self, key: str) -> None:
         # Lock held.
@@ -213,7 +304,10 @@ class JobRegistry:
                 known = self._lookups.get(jobname)
                 if known is None or known[1] <= started:
                     self._lookups[jobname] = (job, started)
+        self._answered()
         if job is None:
             logger.debug("job %s does not exist", jobname)
             raise NotFoundError(f"no job named {jobname!r}")
+        if self._saved is not None:
+            self._saved.save_job(job)
         return job
