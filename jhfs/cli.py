@@ -138,6 +138,7 @@ def mount_command(args: argparse.Namespace) -> int:
         default_cache_root,
         server_cache_dir,
     )
+    from jhfs.state.saved import saved_listing
 
     mountpoint = args.mountpoint.absolute()
     check_mountpoint(mountpoint)
@@ -146,11 +147,12 @@ def mount_command(args: argparse.Namespace) -> int:
         return JuliaHubClient.from_environment(server=args.server)
 
     client = make_client()
-    user = check_server(client)
     root = args.cache_dir.absolute() if args.cache_dir else default_cache_root()
+    cache_dir = server_cache_dir(root, client.server)
+    user = check_server(client, saved_listing(cache_dir))
     settings = MountSettings(
         mountpoint=mountpoint,
-        cache_dir=server_cache_dir(root, client.server),
+        cache_dir=cache_dir,
         jobs_limit=args.jobs_limit,
         cache_max_size=args.cache_max_size,
         options=parse_mount_options(args.options),

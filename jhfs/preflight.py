@@ -85,15 +85,31 @@ def _recover_dead_mount(mountpoint: Path, entry: MountEntry) -> None:
     logger.warning("%s: recovered the mount point of a jhfs that had died", mountpoint)
 
 
-def check_server(client: JuliaHubClient) -> str:
+def check_server(client: JuliaHubClient, saved_listing: Path | None = None) -> str:
     """Ask the server who we are (GET /api/v1, or GraphQL on an older server); the
-    username, or a one-line MountError."""
+    username, or a one-line MountError.
+
+    A server that cannot be reached is only a warning when an earlier mount
+    saved its listing (`saved_listing`): the mount then shows what was seen,
+    which is what offline browsing is for. The check is there to stop a wrong
+    server or token, and neither is one here: the cache directory is the
+    server's own, so a listing in it means it answered this token before; and
+    once it answers again, a refused token is EACCES with the hint to renew it.
+    """
     try:
         identity = client.whoami()
     except AuthenticationError as exc:
         raise MountError(f"{client.server} refused the token: {exc}") from None
     except ServerUnreachableError as exc:
-        raise MountError(f"cannot reach {client.server}: {exc}") from None
+        if saved_listing is None:
+            raise MountError(f"cannot reach {client.server}: {exc}") from None
+        logger.warning(
+            "cannot reach %s (%s): mounting anyway, with the jobs an earlier mount saw (%s)",
+            client.server,
+            exc,
+            saved_listing,
+        )
+        return "?"
     except JuliaHubError as exc:
         raise MountError(f"{client.server} did not answer as JuliaHub does: {exc}") from None
     return identity.username or "?"
