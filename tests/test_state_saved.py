@@ -170,3 +170,17 @@ def test_a_saved_listing_keeps_its_newest_jobs_and_skips_damage(tmp_path: Path) 
     SavedJobs(tmp_path / "empty").save_listing([])  # an account without jobs
     empty = SavedJobs(tmp_path / "empty").listing()
     assert empty is not None and empty[0] == []
+
+
+def test_a_forgotten_job_is_not_served_from_disk(tmp_path: Path) -> None:
+    # The server had no log or file it listed for the job (registry.forget): the
+    # copies held may be out of date.
+    listed, looked_up = parse_job(job_object("jr-listed")), parse_job(job_object("jr-by-name"))
+    saved = SavedJobs(tmp_path)
+    saved.save_listing([listed])
+    saved.save_job(looked_up)
+    assert saved.job("jr-listed") is not None and saved.job("jr-by-name") is not None
+    saved.forget("jr-listed")
+    saved.forget("jr-by-name")
+    assert saved.listed("jr-listed") is None
+    assert saved.job("jr-listed") is None and saved.job("jr-by-name") is None
