@@ -8,11 +8,10 @@ the kernel may keep its pages; a running job's are read afresh (direct I/O).
 from __future__ import annotations
 
 import json
-import stat
 from abc import abstractmethod
 
 from jhfs.client import Job
-from jhfs.nodes.base import Attrs, Handle, Node, require_read_only
+from jhfs.nodes.base import FILE_MODE, Attrs, Handle, Node, require_read_only
 from jhfs.nodes.context import MountContext
 
 
@@ -40,7 +39,7 @@ class GeneratedFile(Node):
 
     def getattr(self) -> Attrs:
         size = len(self.render())
-        return self._attrs(stat.S_IFREG | 0o444, size, self.ctx.status_time(self.job))
+        return self._attrs(FILE_MODE, size, self.ctx.status_time(self.job))
 
     def open(self, flags: int) -> Handle:
         require_read_only(flags)
