@@ -37,7 +37,6 @@ from jhfs.nodes.errors import (
     NotADirectory,
     ReadOnly,
     Refusal,
-    WriteOnly,
 )
 from jhfs.state.errors import (
     CacheChurnError,
@@ -65,7 +64,6 @@ REFUSALS: dict[type[Refusal], int] = {
     NoSuchAttribute: errno.ENODATA,
     AttributeNotSupported: errno.ENOTSUP,
     BadFileHandle: errno.EBADF,
-    WriteOnly: errno.EACCES,
 }
 
 # A full disk under the cache directory (downloads, logs): said as such.

@@ -28,7 +28,6 @@ from jhfs.nodes.errors import (
     NotADirectory,
     ReadOnly,
     Refusal,
-    WriteOnly,
 )
 from jhfs.state.errors import CacheChurnError, FileNotReadyError, IntegrityError
 
@@ -40,7 +39,6 @@ REFUSED = [
     (NoSuchAttribute("user.x"), errno.ENODATA),
     (AttributeNotSupported("security.selinux"), errno.ENOTSUP),
     (BadFileHandle("not open for reading"), errno.EBADF),
-    (WriteOnly("ctl is write-only"), errno.EACCES),
 ]
 
 

@@ -1,4 +1,5 @@
-"""ctl through a real mount: `echo kill > ctl`, `echo 'extend 2' > ctl`, and bad writes."""
+"""ctl through a real mount: `echo kill > ctl`, `echo 'extend 2' > ctl`, bad writes,
+and `cat ctl`."""
 
 from __future__ import annotations
 
@@ -91,10 +92,25 @@ def test_one_bad_line_in_a_write_sends_nothing(
     assert control_requests(emulator) == before
 
 
-def test_ctl_cannot_be_read(mnt: Mount, running: str) -> None:
-    result = sh(f"cat {mnt.job(running)}/ctl")
-    assert result.returncode != 0
-    assert "Permission denied" in result.stderr
+def test_cat_ctl_shows_the_grammar_and_the_last_outcome(
+    mnt: Mount, emulator: Emulator, running: str
+) -> None:
+    ctl = mnt.job(running) / "ctl"
+    before = sh(f"cat {ctl}")
+    assert before.returncode == 0, before.stderr
+    assert before.stdout.splitlines() == [
+        "kill            stop the job",
+        "extend HOURS    extend its time limit by HOURS whole hours (1 or more)",
+        "last: none",
+    ]
+    assert sh(f"echo 'extend 1' > {ctl}").returncode == 0
+    assert sh(f"cat {ctl}").stdout.splitlines()[-1] == "last: extend 1: ok"
+    assert sh(f"echo kill > {ctl}").returncode == 0
+    after = sh(f"cat {ctl}").stdout
+    assert after.splitlines()[-1] == "last: kill: ok"
+    assert ctl.stat().st_size == len(after.encode())
+    assert sh(f"echo stop > {ctl}").returncode != 0
+    assert sh(f"cat {ctl}").stdout.splitlines()[-1].startswith("last: failed: 'stop': unknown")
 
 
 def test_ctl_of_an_unknown_job_is_enoent(mnt: Mount, emulator: Emulator) -> None:

@@ -110,12 +110,11 @@ def test_ls_lt_puts_the_newest_job_first(mnt: Mount, emulator: Emulator, finishe
 def test_modes(mnt: Mount, finished: str) -> None:
     job = mnt.job(finished)
     assert job.stat().st_mode & 0o777 == 0o755
-    for name in ("status", "info.json", "results", "logs", "files/result/out.bin"):
+    for name in ("status", "info.json", "results", "logs", "ctl", "files/result/out.bin"):
         assert (job / name).stat().st_mode & 0o777 == 0o644, name
     assert (job / "files" / "result").stat().st_mode & 0o777 == 0o755
-    assert (job / "ctl").stat().st_mode & 0o777 == 0o200
     long_listing = sh(f"ls -l {job}").stdout
-    assert any(line.startswith("--w-------") and line.endswith(" ctl") for line in
+    assert any(line.startswith("-rw-r--r--") and line.endswith(" ctl") for line in
                long_listing.splitlines())  # fmt: skip
 
 

@@ -27,7 +27,6 @@ from jhfs.nodes.errors import (
     NoSuchName,
     NotADirectory,
     ReadOnly,
-    WriteOnly,
 )
 from jhfs.state.errors import FileNotReadyError
 
@@ -294,17 +293,24 @@ def test_read_only_files_refuse_writing_opens(ctx: MountContext, path: str, flag
         node(ctx, path).truncate(0)
 
 
-def test_ctl_is_write_only(ctx: MountContext) -> None:
+def test_ctl_reads_its_grammar_and_the_last_outcome(ctx: MountContext) -> None:
     ctl = node(ctx, "/jobs/jr-running/ctl")
-    assert ctl.getattr()["st_mode"] == stat.S_IFREG | 0o200
-    for flags in (os.O_RDONLY, os.O_RDWR):
-        with pytest.raises(WriteOnly):
-            ctl.open(flags)
+    attrs = ctl.getattr()
+    assert attrs["st_mode"] == stat.S_IFREG | 0o644
+    text = read_all(ctx, "/jobs/jr-running/ctl")
+    assert attrs["st_size"] == len(text)
+    assert text.decode().splitlines() == [
+        "kill            stop the job",
+        "extend HOURS    extend its time limit by HOURS whole hours (1 or more)",
+        "last: none",
+    ]
+    ctl.open(os.O_WRONLY).write(b"extend 2\n", 0)
+    after = read_all(ctx, "/jobs/jr-running/ctl")
+    assert after.decode().splitlines()[-1] == "last: extend 2: ok"
+    assert node(ctx, "/jobs/jr-running/ctl").getattr()["st_size"] == len(after)
     ctl.truncate(0)  # the shell's O_TRUNC: accepted, nothing happens
     with pytest.raises(InvalidInput):
         ctl.truncate(5)
-    with pytest.raises(BadFileHandle):
-        ctl.open(os.O_WRONLY).read(10, 0)
 
 
 def test_a_file_open_for_reading_cannot_be_written(ctx: MountContext) -> None:
@@ -313,11 +319,16 @@ def test_a_file_open_for_reading_cannot_be_written(ctx: MountContext) -> None:
 
 
 def test_ctl_write_sends_each_command_then_refreshes(ctx: MountContext) -> None:
+    forgotten: list[str] = []
+    ctx = replace(ctx, forget=forgotten.append)
     handle = node(ctx, "/jobs/jr-running/ctl").open(os.O_WRONLY | os.O_TRUNC)
     assert handle.direct_io
     assert handle.write(b"extend 2\nkill\n", 0) == len(b"extend 2\nkill\n")
     assert ctx.client.sent == [("extend", "jr-running", "2"), ("kill", "jr-running")]  # type: ignore[attr-defined]
     assert ctx.registry.refreshed == ["jr-running"]  # type: ignore[attr-defined]
+    assert forgotten == ["/jobs/jr-running/ctl"]  # its size changed
+    last = read_all(ctx, "/jobs/jr-running/ctl").decode().splitlines()[-1]
+    assert last == "last: extend 2: ok; kill: ok"
 
 
 def test_bad_ctl_write_sends_nothing(ctx: MountContext) -> None:

@@ -1,23 +1,25 @@
-"""jobs/<jobname>/ctl: the write-only control file (`kill`, `extend N`).
+"""jobs/<jobname>/ctl: the control file (`kill`, `extend N`).
 
 A command runs inside the write call, so the writer sees its error (errors
 from close are lost). Every line of the write must parse before anything is
 sent: a bad write sends nothing. Truncation is accepted and does nothing,
 because the shell's `>` opens with O_TRUNC.
+
+Reading ctl gives its grammar and the outcome of the last write to it in
+this mount, so that copying a job directory (cp -r, rsync -a, tar) reads it
+like any file.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
-import stat
 from dataclasses import dataclass
 
 from jhfs.client import Job, JuliaHubError
-from jhfs.nodes.base import Attrs, Handle, Node
+from jhfs.nodes.base import FILE_MODE, Attrs, Handle, Node
 from jhfs.nodes.context import MountContext
-from jhfs.nodes.errors import InvalidInput, WriteOnly
+from jhfs.nodes.errors import InvalidInput
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +27,10 @@ MAX_WRITE = 1024
 HOURS = re.compile(r"[0-9]+")
 LINE_END = re.compile(r"\r?\n")
 BLANKS = re.compile(r"[ \t]+")
+GRAMMAR = (
+    "kill            stop the job\n"
+    "extend HOURS    extend its time limit by HOURS whole hours (1 or more)\n"
+)
 
 
 class CtlSyntaxError(InvalidInput):
@@ -82,44 +88,74 @@ def parse_line(line: str) -> Command:
 
 
 class CtlHandle(Handle):
-    """An open ctl: every write is a batch of commands sent before the write returns."""
+    """An open ctl: reads give the text as it was at open; every write is a batch
+    of commands sent before the write returns."""
 
     direct_io = True  # each write must reach us whole, never through the page cache
 
-    def __init__(self, ctx: MountContext, jobname: str) -> None:
+    def __init__(self, ctx: MountContext, jobname: str, content: bytes) -> None:
         self.ctx = ctx
         self.jobname = jobname
+        self.content = content
+
+    def read(self, size: int, offset: int) -> bytes:
+        return self.content[offset : offset + size]
 
     def write(self, data: bytes, offset: int) -> int:
-        commands = parse_commands(data)
-        client = self.ctx.client
-        for command in commands:
-            logger.info("%s: %s", self.jobname, command)
-            if isinstance(command, Kill):
-                client.kill_job(self.jobname)
-            else:
-                client.extend_job(self.jobname, command.hours)
+        outcome: list[str] = []  # one entry per command answered, then the failure
+        about = ""  # what a failure is about, once the write has parsed
+        try:
+            for command in parse_commands(data):
+                about = f"{command}: "
+                self._send(command)
+                outcome.append(f"{command}: ok")
+        except Exception as exc:
+            outcome.append(f"{about}failed: {exc}")
+            raise
+        finally:
+            self.ctx.ctl_outcomes.record(self.jobname, "; ".join(outcome))
+            self.ctx.forget(path_of(self.jobname, "ctl"))  # its size changed
+        self._refresh()
+        return len(data)
+
+    def _send(self, command: Command) -> None:
+        logger.info("%s: %s", self.jobname, command)
+        if isinstance(command, Kill):
+            self.ctx.client.kill_job(self.jobname)
+        else:
+            self.ctx.client.extend_job(self.jobname, command.hours)
+
+    def _refresh(self) -> None:
         try:
             self.ctx.registry.refresh(self.jobname)
         except JuliaHubError as exc:
             # The command itself succeeded; the status catches up within its ttl.
             logger.warning("%s: refreshing after ctl failed: %s", self.jobname, exc)
-        return len(data)
+
+
+def path_of(jobname: str, name: str) -> str:
+    """A file of the job's directory, as a path of the mount."""
+    return f"/jobs/{jobname}/{name}"
 
 
 class CtlFile(Node):
+    """jobs/<jobname>/ctl: written, it runs commands; read, it tells what they are."""
+
     def __init__(self, ctx: MountContext, job: Job) -> None:
         super().__init__(ctx)
         self.job = job
 
+    def render(self) -> bytes:
+        """The grammar, and the outcome of the last write in this mount."""
+        last = self.ctx.ctl_outcomes.last(self.job.jobname) or "none"
+        return f"{GRAMMAR}last: {last}\n".encode("utf-8", "replace")
+
     def getattr(self) -> Attrs:
         mtime = self.ctx.submit_time(self.job)
-        return self._attrs(stat.S_IFREG | 0o200, 0, mtime)
+        return self._attrs(FILE_MODE, len(self.render()), mtime)
 
     def open(self, flags: int) -> Handle:
-        if flags & os.O_ACCMODE != os.O_WRONLY:
-            raise WriteOnly("ctl is write-only")  # even for root
-        return CtlHandle(self.ctx, self.job.jobname)
+        return CtlHandle(self.ctx, self.job.jobname, self.render())
 
     def truncate(self, length: int) -> None:
         if length != 0:

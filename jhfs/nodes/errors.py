@@ -38,9 +38,5 @@ class BadFileHandle(Refusal):
     """An open file asked to do what it was not opened for, or not open at all (EBADF)."""
 
 
-class WriteOnly(Refusal):
-    """ctl opened for reading: it is write-only, even for root (EACCES)."""
-
-
 class InvalidInput(Exception):
     """What a user wrote cannot be taken (a bad ctl command); nothing was sent (EINVAL)."""
