@@ -170,3 +170,10 @@ def test_the_owner_still_cannot_write_the_tree(
     result = as_user(command.format(job=user_mount.job(finished)))
     assert result.returncode != 0
     assert "Read-only file system" in result.stderr
+
+
+def test_the_owner_may_write_ctl(user_mount: Mount, finished: str) -> None:
+    # The write reaches jhfs (not "Permission denied"), which says the job is over.
+    result = as_user(f"echo kill > {user_mount.job(finished)}/ctl")
+    assert result.returncode != 0
+    assert "No such process" in result.stderr

@@ -1,5 +1,5 @@
 """ctl through a real mount: `echo kill > ctl`, `echo 'extend 2' > ctl`, bad writes,
-and `cat ctl`."""
+commands for a finished job, and `cat ctl`."""
 
 from __future__ import annotations
 
@@ -20,7 +20,12 @@ def running(mnt: Mount, emulator: Emulator) -> Iterator[str]:
     jobname = emulator.submit("sleep 300", timelimit=1)
     wait_for(lambda: (mnt.job(jobname) / "status").read_text() == "Running\n", what="Running")
     yield jobname
-    sh(f"echo kill > {mnt.job(jobname)}/ctl")
+    sh(f"echo kill > {mnt.job(jobname)}/ctl")  # No such process if the test stopped it
+
+
+@pytest.fixture
+def finished(emulator: Emulator) -> str:
+    return emulator.create_finished(status="Completed")
 
 
 def control_requests(emulator: Emulator) -> tuple[int, int]:
@@ -111,6 +116,39 @@ def test_cat_ctl_shows_the_grammar_and_the_last_outcome(
     assert ctl.stat().st_size == len(after.encode())
     assert sh(f"echo stop > {ctl}").returncode != 0
     assert sh(f"cat {ctl}").stdout.splitlines()[-1].startswith("last: failed: 'stop': unknown")
+
+
+@pytest.mark.parametrize("command", ["kill", "extend 1"])
+def test_a_command_for_a_finished_job_is_no_such_process_and_sends_nothing(
+    mnt: Mount, emulator: Emulator, finished: str, command: str
+) -> None:
+    ctl = mnt.job(finished) / "ctl"
+    before = control_requests(emulator)
+    # bash, because dash's echo reports every failed write as "I/O error".
+    result = sh(f"echo '{command}' > {ctl}", shell="bash")
+    assert result.returncode != 0
+    assert "No such process" in result.stderr
+    assert control_requests(emulator) == before
+    assert (mnt.job(finished) / "status").read_text() == "Completed\n"
+    last = sh(f"cat {ctl}").stdout.splitlines()[-1]
+    assert last == (
+        f"last: {command}: failed: job {finished} is over (Completed): "
+        "no process to stop or extend; nothing was sent"
+    )
+    said = [line for line in mnt.log_text().splitlines() if f"job {finished} is over" in line]
+    assert len(said) == 1
+
+
+def test_kill_of_a_job_that_ended_by_itself_is_no_such_process(
+    mnt: Mount, emulator: Emulator
+) -> None:
+    jobname = emulator.submit("true")
+    status = mnt.job(jobname) / "status"
+    wait_for(lambda: status.read_text() == "Completed\n", what="Completed")
+    before = control_requests(emulator)
+    result = sh(f"echo kill > {mnt.job(jobname)}/ctl", shell="bash")
+    assert "No such process" in result.stderr
+    assert control_requests(emulator) == before
 
 
 def test_ctl_of_an_unknown_job_is_enoent(mnt: Mount, emulator: Emulator) -> None:

@@ -23,6 +23,7 @@ from jhfs.nodes.errors import (
     BadFileHandle,
     InvalidInput,
     IsADirectory,
+    JobIsOver,
     NoSuchAttribute,
     NoSuchName,
     NotADirectory,
@@ -329,6 +330,17 @@ def test_ctl_write_sends_each_command_then_refreshes(ctx: MountContext) -> None:
     assert forgotten == ["/jobs/jr-running/ctl"]  # its size changed
     last = read_all(ctx, "/jobs/jr-running/ctl").decode().splitlines()[-1]
     assert last == "last: extend 2: ok; kill: ok"
+
+
+@pytest.mark.parametrize("command", [b"kill\n", b"extend 1\n"])
+def test_a_command_for_a_finished_job_sends_nothing(ctx: MountContext, command: bytes) -> None:
+    handle = node(ctx, "/jobs/jr-done/ctl").open(os.O_WRONLY)
+    with pytest.raises(JobIsOver):
+        handle.write(command, 0)
+    assert ctx.client.sent == []  # type: ignore[attr-defined]
+    assert ctx.registry.refreshed == []  # type: ignore[attr-defined]
+    last = read_all(ctx, "/jobs/jr-done/ctl").decode().splitlines()[-1]
+    assert last.startswith(f"last: {command.decode().strip()}: failed: job jr-done is over")
 
 
 def test_bad_ctl_write_sends_nothing(ctx: MountContext) -> None:

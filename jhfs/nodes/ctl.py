@@ -1,8 +1,9 @@
 """jobs/<jobname>/ctl: the control file (`kill`, `extend N`).
 
 A command runs inside the write call, so the writer sees its error (errors
-from close are lost). Every line of the write must parse before anything is
-sent: a bad write sends nothing. Truncation is accepted and does nothing,
+from close are lost). Every line of the write must parse, and the job must
+still be running (or waiting to), before anything is sent: a bad write, or
+one for a job that is over, sends nothing. Truncation is accepted and does nothing,
 because the shell's `>` opens with O_TRUNC.
 
 Reading ctl gives its grammar and the outcome of the last write to it in
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from jhfs.client import Job, JuliaHubError
 from jhfs.nodes.base import FILE_MODE, Attrs, Handle, Node
 from jhfs.nodes.context import MountContext
-from jhfs.nodes.errors import InvalidInput
+from jhfs.nodes.errors import InvalidInput, JobIsOver
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,16 @@ class CtlHandle(Handle):
         outcome: list[str] = []  # one entry per command answered, then the failure
         about = ""  # what a failure is about, once the write has parsed
         try:
-            for command in parse_commands(data):
+            commands = parse_commands(data)
+            about = ", ".join(map(str, commands)) + ": "
+            job = self.ctx.registry.get(self.jobname)
+            if job.is_done:
+                # The server would answer success and change nothing.
+                raise JobIsOver(
+                    f"job {self.jobname} is over ({job.status}): no process to stop or "
+                    "extend; nothing was sent"
+                )
+            for command in commands:
                 about = f"{command}: "
                 self._send(command)
                 outcome.append(f"{command}: ok")

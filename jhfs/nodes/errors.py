@@ -2,7 +2,8 @@
 
 A `Refusal` is the answer itself (a name that does not exist, a write to a
 read-only tree...), not news: it is not logged. `InvalidInput` is what a
-user wrote that jhfs cannot take (a bad ctl command): worth one log line.
+user wrote that jhfs cannot take (a bad ctl command), and `JobIsOver` a
+command for a job that has ended: worth one log line each.
 """
 
 
@@ -40,3 +41,8 @@ class BadFileHandle(Refusal):
 
 class InvalidInput(Exception):
     """What a user wrote cannot be taken (a bad ctl command); nothing was sent (EINVAL)."""
+
+
+class JobIsOver(Exception):
+    """A ctl command for a job that is over (done): there is nothing to stop or
+    extend, and nothing was sent (ESRCH)."""
