@@ -4,6 +4,7 @@ commands for a finished job, and `cat ctl`."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 from collections.abc import Iterator
 
@@ -36,8 +37,26 @@ def control_requests(emulator: Emulator) -> tuple[int, int]:
 def test_echo_kill_stops_the_job(mnt: Mount, emulator: Emulator, running: str) -> None:
     result = sh(f"echo kill > {mnt.job(running)}/ctl")
     assert result.returncode == 0, result.stderr
-    status = mnt.job(running) / "status"
-    wait_for(lambda: status.read_text() == "Stopped\n", what="Stopped")
+    # No wait: the write returns once the server says the job stopped.
+    assert emulator.admin("GET", f"jobs/{running}")["status"] == "Stopped"
+    assert (mnt.job(running) / "status").read_text() == "Stopped\n"
+    assert json.loads((mnt.job(running) / "info.json").read_text())["status"] == "Stopped"
+
+
+def test_status_right_after_kill_says_stopped(mnt: Mount, emulator: Emulator) -> None:
+    for _ in range(5):
+        jobname = emulator.submit("sleep 300", timelimit=1)
+        status = mnt.job(jobname) / "status"
+        wait_for(lambda status=status: status.read_text() == "Running\n", what="Running")
+        # One shell line, as a user types it: no waiting between the two. The
+        # stat has the kernel cache info.json's attributes, whose size grows as
+        # the job ends: a read cut at the size it cached would be broken JSON.
+        line = "stat -c %s info.json >/dev/null && echo kill > ctl && cat status info.json"
+        result = sh(f"cd {mnt.job(jobname)} && {line}")
+        assert result.returncode == 0, result.stderr
+        said, info = result.stdout.split("\n", 1)
+        assert said == "Stopped"
+        assert json.loads(info)["status"] == "Stopped"
 
 
 def test_echo_extend_adds_hours(mnt: Mount, emulator: Emulator, running: str) -> None:

@@ -70,6 +70,7 @@ class Registry:
         self.jobs = {job.jobname: job for job in jobs}
         self.refreshed: list[str] = []
         self.fetched: list[str] = []  # get() calls: a fresh copy wanted
+        self.next_copies: list[Job] = []  # what refresh() finds next, before `jobs`
 
     def list_jobs(self) -> list[Job]:
         return list(self.jobs.values())
@@ -85,6 +86,8 @@ class Registry:
 
     def refresh(self, jobname: str) -> Job:
         self.refreshed.append(jobname)
+        if self.next_copies:
+            self.jobs[jobname] = self.next_copies.pop(0)
         return self.get(jobname)
 
 
@@ -322,14 +325,25 @@ def test_a_file_open_for_reading_cannot_be_written(ctx: MountContext) -> None:
 def test_ctl_write_sends_each_command_then_refreshes(ctx: MountContext) -> None:
     forgotten: list[str] = []
     ctx = replace(ctx, forget=forgotten.append)
+    stopped = parse_job({**RUNNING, "status": "Stopped", "endtimestamp": DONE["endtimestamp"]})
+    # The server still says Running once after the kill, then Stopped.
+    ctx.registry.next_copies = [parse_job(RUNNING), stopped]  # type: ignore[attr-defined]
     handle = node(ctx, "/jobs/jr-running/ctl").open(os.O_WRONLY | os.O_TRUNC)
     assert handle.direct_io
     assert handle.write(b"extend 2\nkill\n", 0) == len(b"extend 2\nkill\n")
     assert ctx.client.sent == [("extend", "jr-running", "2"), ("kill", "jr-running")]  # type: ignore[attr-defined]
-    assert ctx.registry.refreshed == ["jr-running"]  # type: ignore[attr-defined]
-    assert forgotten == ["/jobs/jr-running/ctl"]  # its size changed
+    assert ctx.registry.refreshed == ["jr-running", "jr-running"]  # type: ignore[attr-defined]
+    assert read_all(ctx, "/jobs/jr-running/status") == b"Stopped\n"
+    assert set(forgotten) == {
+        f"/jobs/jr-running/{name}" for name in ("status", "info.json", "results", "ctl")
+    }
     last = read_all(ctx, "/jobs/jr-running/ctl").decode().splitlines()[-1]
     assert last == "last: extend 2: ok; kill: ok"
+
+
+def test_extend_refreshes_once(ctx: MountContext) -> None:
+    node(ctx, "/jobs/jr-running/ctl").open(os.O_WRONLY).write(b"extend 1\n", 0)
+    assert ctx.registry.refreshed == ["jr-running"]  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("command", [b"kill\n", b"extend 1\n"])

@@ -3,7 +3,10 @@
 A command runs inside the write call, so the writer sees its error (errors
 from close are lost). Every line of the write must parse, and the job must
 still be running (or waiting to), before anything is sent: a bad write, or
-one for a job that is over, sends nothing. Truncation is accepted and does nothing,
+one for a job that is over, sends nothing. After the commands the job is
+fetched again (after a kill, until the server says it stopped), and the
+kernel forgets what it cached of the job's files, so that `status` read
+next says what the server says. Truncation is accepted and does nothing,
 because the shell's `>` opens with O_TRUNC.
 
 Reading ctl gives its grammar and the outcome of the last write to it in
@@ -15,12 +18,18 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 
 from jhfs.client import Job, JuliaHubError
+from jhfs.client.errors import DeadlineExceeded
+from jhfs.client.pacing import remaining
 from jhfs.nodes.base import FILE_MODE, Attrs, Handle, Node
 from jhfs.nodes.context import MountContext
 from jhfs.nodes.errors import InvalidInput, JobIsOver
+from jhfs.state.errors import ShuttingDownError
+from jhfs.state.freshness import KILL_SETTLE_PAUSES
+from jhfs.state.waiting import POLL
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +41,9 @@ GRAMMAR = (
     "kill            stop the job\n"
     "extend HOURS    extend its time limit by HOURS whole hours (1 or more)\n"
 )
+NOT_YET_STOPPED = frozenset({"Submitted", "Running"})
+# What a command changes: the kernel is told to forget what it cached of these.
+CHANGED_FILES = ("status", "info.json", "results")
 
 
 class CtlSyntaxError(InvalidInput):
@@ -105,6 +117,7 @@ class CtlHandle(Handle):
     def write(self, data: bytes, offset: int) -> int:
         outcome: list[str] = []  # one entry per command answered, then the failure
         about = ""  # what a failure is about, once the write has parsed
+        sent: list[Command] = []
         try:
             commands = parse_commands(data)
             about = ", ".join(map(str, commands)) + ": "
@@ -115,17 +128,21 @@ class CtlHandle(Handle):
                     f"job {self.jobname} is over ({job.status}): no process to stop or "
                     "extend; nothing was sent"
                 )
-            for command in commands:
-                about = f"{command}: "
-                self._send(command)
-                outcome.append(f"{command}: ok")
+            try:
+                for command in commands:
+                    about = f"{command}: "
+                    self._send(command)
+                    sent.append(command)
+                    outcome.append(f"{command}: ok")
+            finally:
+                if sent:
+                    self._settle(killed=Kill() in sent)
         except Exception as exc:
             outcome.append(f"{about}failed: {exc}")
             raise
         finally:
             self.ctx.ctl_outcomes.record(self.jobname, "; ".join(outcome))
             self.ctx.forget(path_of(self.jobname, "ctl"))  # its size changed
-        self._refresh()
         return len(data)
 
     def _send(self, command: Command) -> None:
@@ -135,12 +152,40 @@ class CtlHandle(Handle):
         else:
             self.ctx.client.extend_job(self.jobname, command.hours)
 
-    def _refresh(self) -> None:
+    def _settle(self, killed: bool) -> None:
+        """Fetch the job again, so that its files show what the server says now;
+        after a kill, until it says the job left Submitted/Running (a bounded
+        number of requests, within the operation's deadline)."""
+        pauses = iter(KILL_SETTLE_PAUSES if killed else ())
         try:
-            self.ctx.registry.refresh(self.jobname)
+            while True:
+                job = self.ctx.registry.refresh(self.jobname)
+                pause = next(pauses, None)
+                if job.status not in NOT_YET_STOPPED or pause is None or not self._pause(pause):
+                    break
         except JuliaHubError as exc:
-            # The command itself succeeded; the status catches up within its ttl.
+            # The command itself was answered; the status catches up within its ttl.
             logger.warning("%s: refreshing after ctl failed: %s", self.jobname, exc)
+        finally:
+            for name in CHANGED_FILES:
+                self.ctx.forget(path_of(self.jobname, name))
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait `seconds` before asking again; False if the wait was cut short
+        (Ctrl-C, the operation's deadline, the mount ending)."""
+        try:
+            left = remaining()
+            if left is not None and left <= seconds:
+                return False
+            end = time.monotonic() + seconds
+            while (now := time.monotonic()) < end:
+                time.sleep(min(POLL, end - now))
+                if self.ctx.abandoned():
+                    return False
+        except (DeadlineExceeded, ShuttingDownError):
+            # The commands were carried out: their answer stands, only the wait ends.
+            return False
+        return True
 
 
 def path_of(jobname: str, name: str) -> str:
