@@ -32,12 +32,12 @@ from jhfs.nodes.errors import (
     BadFileHandle,
     InvalidInput,
     IsADirectory,
+    JobIsOver,
     NoSuchAttribute,
     NoSuchName,
     NotADirectory,
     ReadOnly,
     Refusal,
-    WriteOnly,
 )
 from jhfs.state.errors import (
     CacheChurnError,
@@ -65,7 +65,6 @@ REFUSALS: dict[type[Refusal], int] = {
     NoSuchAttribute: errno.ENODATA,
     AttributeNotSupported: errno.ENOTSUP,
     BadFileHandle: errno.EBADF,
-    WriteOnly: errno.EACCES,
 }
 
 # A full disk under the cache directory (downloads, logs): said as such.
@@ -99,6 +98,8 @@ def errno_for(exc: BaseException) -> int:
         return errno.EINTR
     if isinstance(exc, InvalidInput):
         return errno.EINVAL
+    if isinstance(exc, JobIsOver):
+        return errno.ESRCH
     if isinstance(exc, OSError) and exc.errno in DISK_FULL:
         return exc.errno
     return errno.EIO
@@ -128,6 +129,8 @@ def fuse_error(exc: BaseException, operation: str, path: str) -> FuseOSError:
         logger.error("%s: %s", where, exc)
     elif isinstance(exc, InvalidInput):
         logger.warning("%s: invalid input: %s", where, exc)
+    elif isinstance(exc, JobIsOver):
+        logger.warning("%s: %s", where, exc)
     elif code in DISK_FULL:
         logger.error("%s: the cache's disk is full: %s", where, exc)
     else:

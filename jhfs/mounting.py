@@ -95,6 +95,7 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         logs=logs,
         files=files,
         abandoned=operation_abandoned,
+        forget=kernel_cache.invalidate,
         uid=os.getuid(),
         gid=os.getgid(),
         mounted_at_ns=time.time_ns(),

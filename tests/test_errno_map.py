@@ -23,12 +23,12 @@ from jhfs.nodes.errors import (
     BadFileHandle,
     InvalidInput,
     IsADirectory,
+    JobIsOver,
     NoSuchAttribute,
     NoSuchName,
     NotADirectory,
     ReadOnly,
     Refusal,
-    WriteOnly,
 )
 from jhfs.state.errors import CacheChurnError, FileNotReadyError, IntegrityError
 
@@ -40,7 +40,6 @@ REFUSED = [
     (NoSuchAttribute("user.x"), errno.ENODATA),
     (AttributeNotSupported("security.selinux"), errno.ENOTSUP),
     (BadFileHandle("not open for reading"), errno.EBADF),
-    (WriteOnly("ctl is write-only"), errno.EACCES),
 ]
 
 
@@ -58,6 +57,7 @@ REFUSED = [
         (CacheChurnError("evicted 3 times"), errno.EIO),
         (CtlSyntaxError("bad"), errno.EINVAL),
         (InvalidInput("bad"), errno.EINVAL),
+        (JobIsOver("job j is over (Completed)"), errno.ESRCH),
         *REFUSED,
         # Bad input is InvalidInput before it gets this far: any other
         # ValueError is a bug.
@@ -114,6 +114,17 @@ def test_bad_input_is_one_log_line_without_traceback(caplog: pytest.LogCaptureFi
     assert record.exc_info is None
     assert record.levelno == logging.WARNING
     assert "unknown command" in record.getMessage()
+
+
+def test_a_command_for_a_finished_job_is_one_log_line_without_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="jhfs.errno_map"):
+        code = fuse_error(JobIsOver("job j is over (Completed)"), "write", "/jobs/j/ctl").errno
+    assert code == errno.ESRCH
+    [record] = caplog.records
+    assert record.exc_info is None
+    assert "is over (Completed)" in record.getMessage()
 
 
 def test_every_refusal_has_an_errno() -> None:

@@ -112,11 +112,12 @@ def test_ls_lt_puts_the_newest_job_first(mnt: Mount, emulator: Emulator, finishe
 
 def test_modes(mnt: Mount, finished: str) -> None:
     job = mnt.job(finished)
-    assert job.stat().st_mode & 0o777 == 0o555
-    assert (job / "status").stat().st_mode & 0o777 == 0o444
-    assert (job / "ctl").stat().st_mode & 0o777 == 0o200
+    assert job.stat().st_mode & 0o777 == 0o755
+    for name in ("status", "info.json", "results", "logs", "ctl", "files/result/out.bin"):
+        assert (job / name).stat().st_mode & 0o777 == 0o644, name
+    assert (job / "files" / "result").stat().st_mode & 0o777 == 0o755
     long_listing = sh(f"ls -l {job}").stdout
-    assert any(line.startswith("--w-------") and line.endswith(" ctl") for line in
+    assert any(line.startswith("-rw-r--r--") and line.endswith(" ctl") for line in
                long_listing.splitlines())  # fmt: skip
 
 
@@ -243,4 +244,4 @@ def test_a_listing_longer_than_one_kernel_buffer_has_every_job_once(
         long_listing = sh(f"ls -l {mount.jobs}").stdout.splitlines()[1:]  # after "total"
     assert sorted(name for name in listed if name not in (".", "..")) == sorted(created["jobnames"])
     assert len(long_listing) == 3000
-    assert all(line.startswith("dr-xr-xr-x") for line in long_listing)
+    assert all(line.startswith("drwxr-xr-x") for line in long_listing)

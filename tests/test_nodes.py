@@ -23,11 +23,11 @@ from jhfs.nodes.errors import (
     BadFileHandle,
     InvalidInput,
     IsADirectory,
+    JobIsOver,
     NoSuchAttribute,
     NoSuchName,
     NotADirectory,
     ReadOnly,
-    WriteOnly,
 )
 from jhfs.state.errors import FileNotReadyError
 
@@ -70,6 +70,7 @@ class Registry:
         self.jobs = {job.jobname: job for job in jobs}
         self.refreshed: list[str] = []
         self.fetched: list[str] = []  # get() calls: a fresh copy wanted
+        self.next_copies: list[Job] = []  # what refresh() finds next, before `jobs`
 
     def list_jobs(self) -> list[Job]:
         return list(self.jobs.values())
@@ -85,6 +86,8 @@ class Registry:
 
     def refresh(self, jobname: str) -> Job:
         self.refreshed.append(jobname)
+        if self.next_copies:
+            self.jobs[jobname] = self.next_copies.pop(0)
         return self.get(jobname)
 
 
@@ -347,17 +350,24 @@ def test_read_only_files_refuse_writing_opens(ctx: MountContext, path: str, flag
         node(ctx, path).truncate(0)
 
 
-def test_ctl_is_write_only(ctx: MountContext) -> None:
+def test_ctl_reads_its_grammar_and_the_last_outcome(ctx: MountContext) -> None:
     ctl = node(ctx, "/jobs/jr-running/ctl")
-    assert ctl.getattr()["st_mode"] == stat.S_IFREG | 0o200
-    for flags in (os.O_RDONLY, os.O_RDWR):
-        with pytest.raises(WriteOnly):
-            ctl.open(flags)
+    attrs = ctl.getattr()
+    assert attrs["st_mode"] == stat.S_IFREG | 0o644
+    text = read_all(ctx, "/jobs/jr-running/ctl")
+    assert attrs["st_size"] == len(text)
+    assert text.decode().splitlines() == [
+        "kill            stop the job",
+        "extend HOURS    extend its time limit by HOURS whole hours (1 or more)",
+        "last: none",
+    ]
+    ctl.open(os.O_WRONLY).write(b"extend 2\n", 0)
+    after = read_all(ctx, "/jobs/jr-running/ctl")
+    assert after.decode().splitlines()[-1] == "last: extend 2: ok"
+    assert node(ctx, "/jobs/jr-running/ctl").getattr()["st_size"] == len(after)
     ctl.truncate(0)  # the shell's O_TRUNC: accepted, nothing happens
     with pytest.raises(InvalidInput):
         ctl.truncate(5)
-    with pytest.raises(BadFileHandle):
-        ctl.open(os.O_WRONLY).read(10, 0)
 
 
 def test_a_file_open_for_reading_cannot_be_written(ctx: MountContext) -> None:
@@ -366,11 +376,38 @@ def test_a_file_open_for_reading_cannot_be_written(ctx: MountContext) -> None:
 
 
 def test_ctl_write_sends_each_command_then_refreshes(ctx: MountContext) -> None:
+    forgotten: list[str] = []
+    ctx = replace(ctx, forget=forgotten.append)
+    stopped = parse_job({**RUNNING, "status": "Stopped", "endtimestamp": DONE["endtimestamp"]})
+    # The server still says Running once after the kill, then Stopped.
+    ctx.registry.next_copies = [parse_job(RUNNING), stopped]  # type: ignore[attr-defined]
     handle = node(ctx, "/jobs/jr-running/ctl").open(os.O_WRONLY | os.O_TRUNC)
     assert handle.direct_io
     assert handle.write(b"extend 2\nkill\n", 0) == len(b"extend 2\nkill\n")
     assert ctx.client.sent == [("extend", "jr-running", "2"), ("kill", "jr-running")]  # type: ignore[attr-defined]
+    assert ctx.registry.refreshed == ["jr-running", "jr-running"]  # type: ignore[attr-defined]
+    assert read_all(ctx, "/jobs/jr-running/status") == b"Stopped\n"
+    assert set(forgotten) == {
+        f"/jobs/jr-running/{name}" for name in ("status", "info.json", "results", "ctl")
+    }
+    last = read_all(ctx, "/jobs/jr-running/ctl").decode().splitlines()[-1]
+    assert last == "last: extend 2: ok; kill: ok"
+
+
+def test_extend_refreshes_once(ctx: MountContext) -> None:
+    node(ctx, "/jobs/jr-running/ctl").open(os.O_WRONLY).write(b"extend 1\n", 0)
     assert ctx.registry.refreshed == ["jr-running"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("command", [b"kill\n", b"extend 1\n"])
+def test_a_command_for_a_finished_job_sends_nothing(ctx: MountContext, command: bytes) -> None:
+    handle = node(ctx, "/jobs/jr-done/ctl").open(os.O_WRONLY)
+    with pytest.raises(JobIsOver):
+        handle.write(command, 0)
+    assert ctx.client.sent == []  # type: ignore[attr-defined]
+    assert ctx.registry.refreshed == []  # type: ignore[attr-defined]
+    last = read_all(ctx, "/jobs/jr-done/ctl").decode().splitlines()[-1]
+    assert last.startswith(f"last: {command.decode().strip()}: failed: job jr-done is over")
 
 
 def test_bad_ctl_write_sends_nothing(ctx: MountContext) -> None:

@@ -24,6 +24,13 @@ Attrs = dict[str, int]
 
 BLOCK = 512  # st_blocks counts 512-byte units whatever the block size
 XATTR_NAMESPACE = "user.jhfs."  # every extended attribute a node has starts so
+# Modes as a copy should have them: cp -r, rsync -a and tar keep a file's
+# mode, and a copy made of 0444 files in 0555 directories cannot be copied
+# over or `rm -rf`'d by its owner. The tree stays read-only: with
+# default_permissions the kernel lets the owner open a file for writing, and
+# the node refuses (EROFS), but for ctl.
+FILE_MODE = stat.S_IFREG | 0o644
+DIR_MODE = stat.S_IFDIR | 0o755
 
 
 class Handle:
@@ -111,7 +118,7 @@ class Directory(Node):
         return 2
 
     def getattr(self) -> Attrs:
-        return self._attrs(stat.S_IFDIR | 0o555, 0, self.mtime_ns(), nlink=self.nlink())
+        return self._attrs(DIR_MODE, 0, self.mtime_ns(), nlink=self.nlink())
 
     def readdir(self) -> list[str]:
         return self.children()

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from jhfs.client import Job, JuliaHubClient
 from jhfs.state.files import FileCache
 from jhfs.state.logs import LogStore
+from jhfs.state.outcomes import Outcomes
 from jhfs.state.registry import JobRegistry
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -26,6 +27,10 @@ class MountContext:
     # Whether nobody waits any more for the request being served (its process
     # got a signal or ended); the binding's answer for the calling libfuse thread.
     abandoned: Callable[[], bool] = field(default=lambda: False)
+    # Makes the kernel forget what it caches of a path of the mount (its
+    # attributes and pages): for what a ctl command changed.
+    forget: Callable[[str], None] = field(default=lambda path: None)
+    ctl_outcomes: Outcomes = field(default_factory=Outcomes)  # what reading ctl shows
 
     def submit_time(self, job: Job) -> int:
         """A job's submit time in ns (the mount time if the server gives none)."""

@@ -1,23 +1,35 @@
-"""jobs/<jobname>/ctl: the write-only control file (`kill`, `extend N`).
+"""jobs/<jobname>/ctl: the control file (`kill`, `extend N`).
 
 A command runs inside the write call, so the writer sees its error (errors
-from close are lost). Every line of the write must parse before anything is
-sent: a bad write sends nothing. Truncation is accepted and does nothing,
+from close are lost). Every line of the write must parse, and the job must
+still be running (or waiting to), before anything is sent: a bad write, or
+one for a job that is over, sends nothing. After the commands the job is
+fetched again (after a kill, until the server says it stopped), and the
+kernel forgets what it cached of the job's files, so that `status` read
+next says what the server says. Truncation is accepted and does nothing,
 because the shell's `>` opens with O_TRUNC.
+
+Reading ctl gives its grammar and the outcome of the last write to it in
+this mount, so that copying a job directory (cp -r, rsync -a, tar) reads it
+like any file.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
-import stat
+import time
 from dataclasses import dataclass
 
 from jhfs.client import Job, JuliaHubError
-from jhfs.nodes.base import Attrs, Handle, Node
+from jhfs.client.errors import DeadlineExceeded
+from jhfs.client.pacing import remaining
+from jhfs.nodes.base import FILE_MODE, Attrs, Handle, Node
 from jhfs.nodes.context import MountContext
-from jhfs.nodes.errors import InvalidInput, WriteOnly
+from jhfs.nodes.errors import InvalidInput, JobIsOver
+from jhfs.state.errors import ShuttingDownError
+from jhfs.state.freshness import KILL_SETTLE_PAUSES
+from jhfs.state.waiting import POLL
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +37,13 @@ MAX_WRITE = 1024
 HOURS = re.compile(r"[0-9]+")
 LINE_END = re.compile(r"\r?\n")
 BLANKS = re.compile(r"[ \t]+")
+GRAMMAR = (
+    "kill            stop the job\n"
+    "extend HOURS    extend its time limit by HOURS whole hours (1 or more)\n"
+)
+NOT_YET_STOPPED = frozenset({"Submitted", "Running"})
+# What a command changes: the kernel is told to forget what it cached of these.
+CHANGED_FILES = ("status", "info.json", "results")
 
 
 class CtlSyntaxError(InvalidInput):
@@ -82,44 +101,116 @@ def parse_line(line: str) -> Command:
 
 
 class CtlHandle(Handle):
-    """An open ctl: every write is a batch of commands sent before the write returns."""
+    """An open ctl: reads give the text as it was at open; every write is a batch
+    of commands sent before the write returns."""
 
     direct_io = True  # each write must reach us whole, never through the page cache
 
-    def __init__(self, ctx: MountContext, jobname: str) -> None:
+    def __init__(self, ctx: MountContext, jobname: str, content: bytes) -> None:
         self.ctx = ctx
         self.jobname = jobname
+        self.content = content
+
+    def read(self, size: int, offset: int) -> bytes:
+        return self.content[offset : offset + size]
 
     def write(self, data: bytes, offset: int) -> int:
-        commands = parse_commands(data)
-        client = self.ctx.client
-        for command in commands:
-            logger.info("%s: %s", self.jobname, command)
-            if isinstance(command, Kill):
-                client.kill_job(self.jobname)
-            else:
-                client.extend_job(self.jobname, command.hours)
+        outcome: list[str] = []  # one entry per command answered, then the failure
+        about = ""  # what a failure is about, once the write has parsed
+        sent: list[Command] = []
         try:
-            self.ctx.registry.refresh(self.jobname)
-        except JuliaHubError as exc:
-            # The command itself succeeded; the status catches up within its ttl.
-            logger.warning("%s: refreshing after ctl failed: %s", self.jobname, exc)
+            commands = parse_commands(data)
+            about = ", ".join(map(str, commands)) + ": "
+            job = self.ctx.registry.get(self.jobname)
+            if job.is_done:
+                # The server would answer success and change nothing.
+                raise JobIsOver(
+                    f"job {self.jobname} is over ({job.status}): no process to stop or "
+                    "extend; nothing was sent"
+                )
+            try:
+                for command in commands:
+                    about = f"{command}: "
+                    self._send(command)
+                    sent.append(command)
+                    outcome.append(f"{command}: ok")
+            finally:
+                if sent:
+                    self._settle(killed=Kill() in sent)
+        except Exception as exc:
+            outcome.append(f"{about}failed: {exc}")
+            raise
+        finally:
+            self.ctx.ctl_outcomes.record(self.jobname, "; ".join(outcome))
+            self.ctx.forget(path_of(self.jobname, "ctl"))  # its size changed
         return len(data)
+
+    def _send(self, command: Command) -> None:
+        logger.info("%s: %s", self.jobname, command)
+        if isinstance(command, Kill):
+            self.ctx.client.kill_job(self.jobname)
+        else:
+            self.ctx.client.extend_job(self.jobname, command.hours)
+
+    def _settle(self, killed: bool) -> None:
+        """Fetch the job again, so that its files show what the server says now;
+        after a kill, until it says the job left Submitted/Running (a bounded
+        number of requests, within the operation's deadline)."""
+        pauses = iter(KILL_SETTLE_PAUSES if killed else ())
+        try:
+            while True:
+                job = self.ctx.registry.refresh(self.jobname)
+                pause = next(pauses, None)
+                if job.status not in NOT_YET_STOPPED or pause is None or not self._pause(pause):
+                    break
+        except JuliaHubError as exc:
+            # The command itself was answered; the status catches up within its ttl.
+            logger.warning("%s: refreshing after ctl failed: %s", self.jobname, exc)
+        finally:
+            for name in CHANGED_FILES:
+                self.ctx.forget(path_of(self.jobname, name))
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait `seconds` before asking again; False if the wait was cut short
+        (Ctrl-C, the operation's deadline, the mount ending)."""
+        try:
+            left = remaining()
+            if left is not None and left <= seconds:
+                return False
+            end = time.monotonic() + seconds
+            while (now := time.monotonic()) < end:
+                time.sleep(min(POLL, end - now))
+                if self.ctx.abandoned():
+                    return False
+        except (DeadlineExceeded, ShuttingDownError):
+            # The commands were carried out: their answer stands, only the wait ends.
+            return False
+        return True
+
+
+def path_of(jobname: str, name: str) -> str:
+    """A file of the job's directory, as a path of the mount."""
+    return f"/jobs/{jobname}/{name}"
 
 
 class CtlFile(Node):
+    """jobs/<jobname>/ctl: written, it runs commands; read, it tells what they are."""
+
     def __init__(self, ctx: MountContext, job: Job) -> None:
         super().__init__(ctx)
         self.job = job
 
+    def render(self) -> bytes:
+        """The grammar, and the outcome of the last write in this mount."""
+        last = self.ctx.ctl_outcomes.last(self.job.jobname) or "none"
+        return f"{GRAMMAR}last: {last}\n".encode("utf-8", "replace")
+
     def getattr(self) -> Attrs:
         mtime = self.ctx.submit_time(self.job)
-        return self._attrs(stat.S_IFREG | 0o200, 0, mtime)
+        return self._attrs(FILE_MODE, len(self.render()), mtime)
 
     def open(self, flags: int) -> Handle:
-        if flags & os.O_ACCMODE != os.O_WRONLY:
-            raise WriteOnly("ctl is write-only")  # even for root
-        return CtlHandle(self.ctx, self.job.jobname)
+        return CtlHandle(self.ctx, self.job.jobname, self.render())
 
     def truncate(self, length: int) -> None:
         if length != 0:

@@ -2,7 +2,8 @@
 
 A `Refusal` is the answer itself (a name that does not exist, a write to a
 read-only tree...), not news: it is not logged. `InvalidInput` is what a
-user wrote that jhfs cannot take (a bad ctl command): worth one log line.
+user wrote that jhfs cannot take (a bad ctl command), and `JobIsOver` a
+command for a job that has ended: worth one log line each.
 """
 
 
@@ -38,9 +39,10 @@ class BadFileHandle(Refusal):
     """An open file asked to do what it was not opened for, or not open at all (EBADF)."""
 
 
-class WriteOnly(Refusal):
-    """ctl opened for reading: it is write-only, even for root (EACCES)."""
-
-
 class InvalidInput(Exception):
     """What a user wrote cannot be taken (a bad ctl command); nothing was sent (EINVAL)."""
+
+
+class JobIsOver(Exception):
+    """A ctl command for a job that is over (done): there is nothing to stop or
+    extend, and nothing was sent (ESRCH)."""

@@ -8,11 +8,10 @@ reads bytes as they arrive, under the rule of jhfs.state.download.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable
 
 from jhfs.client import Job, JobFile
-from jhfs.nodes.base import XATTR_NAMESPACE, Attrs, Handle, Node, require_read_only
+from jhfs.nodes.base import FILE_MODE, XATTR_NAMESPACE, Attrs, Handle, Node, require_read_only
 from jhfs.nodes.context import MountContext, to_ns
 from jhfs.nodes.errors import NoSuchAttribute
 from jhfs.state.download import Download
@@ -81,7 +80,7 @@ class JobFileNode(Node):
     def getattr(self) -> Attrs:
         submitted = self.ctx.submit_time(self.job)
         mtime = to_ns(self.file.upload_timestamp, submitted)
-        return self._attrs(stat.S_IFREG | 0o444, self.file.size, mtime)
+        return self._attrs(FILE_MODE, self.file.size, mtime)
 
     def open(self, flags: int) -> Handle:
         require_read_only(flags)

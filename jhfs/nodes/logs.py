@@ -10,10 +10,8 @@ polling the size (`tail -f`) sees new lines at once.
 
 from __future__ import annotations
 
-import stat
-
 from jhfs.client import Job
-from jhfs.nodes.base import Attrs, Handle, Node, require_read_only
+from jhfs.nodes.base import FILE_MODE, Attrs, Handle, Node, require_read_only
 from jhfs.nodes.context import MountContext
 from jhfs.state.logs import LogReader
 
@@ -43,7 +41,7 @@ class LogsFile(Node):
 
     def getattr(self) -> Attrs:
         size = self.ctx.logs.log(self.job.jobname).size
-        return self._attrs(stat.S_IFREG | 0o444, size, self.ctx.status_time(self.job))
+        return self._attrs(FILE_MODE, size, self.ctx.status_time(self.job))
 
     def open(self, flags: int) -> Handle:
         require_read_only(flags)

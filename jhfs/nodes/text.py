@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import stat
 from abc import abstractmethod
 from typing import Any
 
 from jhfs.client import Job, JobFile
-from jhfs.nodes.base import Attrs, Handle, Node, require_read_only
+from jhfs.nodes.base import FILE_MODE, Attrs, Handle, Node, require_read_only
 from jhfs.nodes.context import MountContext
 
 
@@ -42,7 +41,7 @@ class GeneratedFile(Node):
 
     def getattr(self) -> Attrs:
         size = len(self.render())
-        return self._attrs(stat.S_IFREG | 0o444, size, self.ctx.status_time(self.job))
+        return self._attrs(FILE_MODE, size, self.ctx.status_time(self.job))
 
     def open(self, flags: int) -> Handle:
         require_read_only(flags)

@@ -60,3 +60,14 @@ STREAM_HEALTHY = 30.0
 # Following stops at the last close, within 2 s: its task is cancelled at
 # once, a stream's websocket waits at most logstream.CLOSE_TIMEOUT (0.5 s) for
 # the server's close frame, and a poll already sent is the last.
+
+# -- after a ctl command (nodes.ctl) ---------------------------------------------
+
+# A kill is answered before the job has stopped (the server signals its
+# process, which then ends). So that `status` read right after the kill says
+# what the server says then, the write waits until the job has left
+# Submitted/Running: it asks for the job at once and again after each of
+# these pauses (8 requests within 4.5 s at most), and gives up sooner at the
+# operation's deadline or Ctrl-C. A job that takes longer to stop shows its
+# end within FRESHNESS of the server saying so.
+KILL_SETTLE_PAUSES = (0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0)
