@@ -86,7 +86,6 @@ def test_cp_r_of_a_running_job_exits_0(mnt: Mount, emulator: Emulator, tmp_path:
         sh(f"echo kill > {mnt.job(jobname)}/ctl")
 
 
-@pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync is not installed")
 def test_rsync_a_copies_a_job_directory(mnt: Mount, finished: str, tmp_path: Path) -> None:
     read_log(mnt, finished)
     result = sh(f"rsync -a {mnt.job(finished)}/ {tmp_path}/copy/")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,15 +32,8 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
 
 
 def jq(expression: str, path: Path) -> Any:
-    """`jq -c EXPRESSION PATH` decoded (python3 -c where jq is not installed)."""
-    if shutil.which("jq"):
-        command = f"jq -c '{expression}' {path}"
-    else:  # "." or ".field" only
-        key = expression.removeprefix(".")
-        assert expression.startswith(".") and (not key or key.isidentifier()), expression
-        value = f"data[{json.dumps(key)}]" if key else "data"
-        script = f"import json,sys; data = json.load(sys.stdin); print(json.dumps({value}))"
-        command = f"python3 -c '{script}' < {path}"
+    """`jq -c EXPRESSION PATH` decoded (scripts/test installs jq)."""
+    command = f"jq -c '{expression}' {path}"
     result = sh(command)
     assert result.returncode == 0, f"{command}: {result.stderr}"
     return json.loads(result.stdout)

@@ -5,14 +5,16 @@ as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# libfuse 3 (mfusepy loads libfuse3.so.3) and fusermount3; getfattr and curl
-# for the tests.
+# libfuse 3 (mfusepy loads libfuse3.so.3) and fusermount3; getfattr, curl,
+# rsync and jq for the tests (they copy and script jobs as users do).
 ensure_system_packages() {
     local missing=()
     ldconfig -p 2>/dev/null | grep -q 'libfuse3\.so\.3' || missing+=(libfuse3-3)
     command -v fusermount3 >/dev/null || missing+=(fuse3)
     command -v getfattr >/dev/null || missing+=(attr)
     command -v curl >/dev/null || missing+=(curl)
+    command -v rsync >/dev/null || missing+=(rsync)
+    command -v jq >/dev/null || missing+=(jq)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "== installing system packages: ${missing[*]}"
         as_root apt-get update -qq
