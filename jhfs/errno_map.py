@@ -44,6 +44,7 @@ from jhfs.state.errors import (
     FileNotReadyError,
     IntegrityError,
     ShuttingDownError,
+    WaitContinues,
 )
 
 logger = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ def errno_for(exc: BaseException) -> int:
         return errno.EIO
     if isinstance(exc, FileNotReadyError):
         return errno.EAGAIN
-    if isinstance(exc, TransferCancelled):
+    if isinstance(exc, TransferCancelled | WaitContinues):
         return errno.EINTR
     if isinstance(exc, InvalidInput):
         return errno.EINVAL
@@ -123,6 +124,8 @@ def fuse_error(exc: BaseException, operation: str, path: str) -> FuseOSError:
         logger.info("%s: not ready: %s", where, exc)
     elif isinstance(exc, TransferCancelled):
         logger.debug("%s: its reader went away: %s", where, exc)
+    elif isinstance(exc, WaitContinues):
+        logger.debug("%s: %s", where, exc)
     elif isinstance(exc, ShuttingDownError):
         logger.info("%s: %s", where, exc)
     elif isinstance(exc, IntegrityError | CacheChurnError):

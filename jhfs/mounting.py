@@ -26,6 +26,7 @@ from jhfs.nodes import MountContext, RootDir
 from jhfs.nodes.logs import path_of as logs_path
 from jhfs.state.files import DEFAULT_MAX_SIZE, FileCache
 from jhfs.state.freshness import KERNEL_TIMEOUT
+from jhfs.state.jobwait import JobWaits
 from jhfs.state.logs import LogStore
 from jhfs.state.registry import JobRegistry
 from jhfs.state.saved import SavedJobs
@@ -94,6 +95,7 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         registry=registry,
         logs=logs,
         files=files,
+        waits=JobWaits(registry, operation_abandoned, check_timeout=settings.options.timeout),
         abandoned=operation_abandoned,
         forget=kernel_cache.invalidate,
         uid=os.getuid(),

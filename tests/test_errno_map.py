@@ -30,7 +30,12 @@ from jhfs.nodes.errors import (
     ReadOnly,
     Refusal,
 )
-from jhfs.state.errors import CacheChurnError, FileNotReadyError, IntegrityError
+from jhfs.state.errors import (
+    CacheChurnError,
+    FileNotReadyError,
+    IntegrityError,
+    WaitContinues,
+)
 
 REFUSED = [
     (NoSuchName("jr-nope"), errno.ENOENT),
@@ -53,6 +58,7 @@ REFUSED = [
         (ServerError("500"), errno.EIO),
         (FileNotReadyError("uploading"), errno.EAGAIN),
         (TransferCancelled("its reader went away"), errno.EINTR),
+        (WaitContinues("jr-x is not done yet"), errno.EINTR),
         (IntegrityError("hash mismatch"), errno.EIO),
         (CacheChurnError("evicted 3 times"), errno.EIO),
         (CtlSyntaxError("bad"), errno.EINVAL),
@@ -163,3 +169,13 @@ def test_a_log_evicted_as_it_is_fetched_is_one_line_without_a_traceback(
     assert record.exc_info is None
     assert record.levelno == logging.ERROR
     assert "evicted" in record.getMessage()
+
+
+def test_a_wait_that_gives_its_thread_back_is_a_debug_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Said every half second of a wait beyond the ones that may block: not news.
+    with caplog.at_level(logging.DEBUG, logger="jhfs.errno_map"):
+        assert fuse_error(WaitContinues("jr-x"), "read", "/jobs/jr-x/wait").errno == errno.EINTR
+    [record] = caplog.records
+    assert (record.levelno, record.exc_info) == (logging.DEBUG, None)

@@ -30,6 +30,7 @@ from jhfs.nodes.errors import (
     ReadOnly,
 )
 from jhfs.state.errors import FileNotReadyError
+from jhfs.state.jobwait import JobWaits
 
 HASH_HEX = "ab" * 32
 RUNNING: dict[str, Any] = {
@@ -106,11 +107,13 @@ class Client:
 
 @pytest.fixture
 def ctx() -> MountContext:
+    registry = Registry(parse_job(RUNNING), parse_job(DONE))
     return MountContext(
         client=Client(),  # type: ignore[arg-type]
-        registry=Registry(parse_job(RUNNING), parse_job(DONE)),  # type: ignore[arg-type]
+        registry=registry,  # type: ignore[arg-type]
         logs=None,  # type: ignore[arg-type]
         files=None,  # type: ignore[arg-type]
+        waits=JobWaits(registry, lambda: False),  # type: ignore[arg-type]
         uid=1234,
         gid=5678,
         mounted_at_ns=1_700_000_000 * 10**9,
@@ -270,6 +273,53 @@ def test_page_caching_follows_whether_the_job_can_change(ctx: MountContext) -> N
     assert (done.keep_cache, done.direct_io) == (True, False)
     running = node(ctx, "/jobs/jr-running/status").open(os.O_RDONLY)
     assert (running.keep_cache, running.direct_io) == (False, True)
+
+
+class Finishing(Registry):
+    """A registry whose running job is Completed from the `after`-th get() on."""
+
+    def __init__(self, after: int, *jobs: Job) -> None:
+        super().__init__(*jobs)
+        self.after = after
+
+    def get(self, jobname: str) -> Job:
+        job = super().get(jobname)
+        if len(self.fetched) >= self.after:
+            return replace(job, status="Completed")
+        return job
+
+
+def test_wait_reads_the_final_status_at_once_for_a_finished_job(ctx: MountContext) -> None:
+    # Not listed: cp -r of a running job's directory would wait for the job.
+    assert "wait" not in node(ctx, "/jobs/jr-done").readdir()
+    wait = node(ctx, "/jobs/jr-done/wait")
+    assert wait.getattr()["st_size"] == len(b"Completed\n")
+    assert wait.getattr()["st_mtime"] == ns(DONE["endtimestamp"])
+    handle = wait.open(os.O_RDONLY)
+    assert handle.direct_io  # never cut at a size the kernel saw while the job ran
+    assert handle.read(100, 0) == b"Completed\n"
+    assert handle.read(100, 10) == b""
+
+
+def test_wait_of_a_running_job_has_size_0_and_reads_once_the_job_is_done(
+    ctx: MountContext,
+) -> None:
+    # The lookup of jr-running/ asks once, then the wait asks until the third get().
+    registry = Finishing(3, parse_job(RUNNING))
+    waiting = replace(ctx, registry=registry, waits=JobWaits(registry, lambda: False))  # type: ignore[arg-type]
+    wait = node(waiting, "/jobs/jr-running/wait")
+    assert wait.getattr()["st_size"] == 0
+    handle = wait.open(os.O_RDONLY)
+    assert handle.direct_io
+    assert handle.read(100, 0) == b"Completed\n"
+    assert registry.fetched == ["jr-running"] * 3
+    assert handle.read(100, 10) == b""
+    assert registry.fetched == ["jr-running"] * 3  # the open file keeps what it read
+
+
+def test_wait_refuses_writing(ctx: MountContext) -> None:
+    with pytest.raises(ReadOnly):
+        node(ctx, "/jobs/jr-done/wait").open(os.O_WRONLY)
 
 
 def test_files_directories_skip_names_that_cannot_be_paths(ctx: MountContext) -> None:

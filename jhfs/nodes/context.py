@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from jhfs.client import Job, JuliaHubClient
 from jhfs.state.files import FileCache
+from jhfs.state.jobwait import JobWaits
 from jhfs.state.logs import LogStore
 from jhfs.state.outcomes import Outcomes
 from jhfs.state.registry import JobRegistry
@@ -21,6 +22,7 @@ class MountContext:
     registry: JobRegistry
     logs: LogStore
     files: FileCache
+    waits: JobWaits
     uid: int
     gid: int
     mounted_at_ns: int

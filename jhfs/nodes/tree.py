@@ -23,6 +23,7 @@ from jhfs.nodes.errors import NoSuchName
 from jhfs.nodes.jobfile import JobFileNode
 from jhfs.nodes.logs import LogsFile
 from jhfs.nodes.text import HostnameFile, InfoFile, ResultsFile, ServerFile, StatusFile
+from jhfs.nodes.wait import WaitFile
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +183,8 @@ class JobDir(Directory):
                 return FilesDir(ctx, job)
             case "ctl":
                 return CtlFile(ctx, job)
+            case "wait":  # answered, not listed (jhfs.nodes.wait)
+                return WaitFile(ctx, job)
             case "hostname" if job.hostname:
                 return HostnameFile(ctx, job)
         raise NoSuchName(name)

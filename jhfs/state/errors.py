@@ -17,3 +17,8 @@ class CacheChurnError(Exception):
     """What was just fetched into the cache was evicted again before it could be
     opened, time after time (EIO): the cache is too small for what is in use, or
     another mount sharing it evicts as fast."""
+
+
+class WaitContinues(Exception):
+    """A wait gave its FUSE thread back before the job was done, for others to use;
+    its reader reads again (EINTR)."""
