@@ -36,6 +36,7 @@ from jhfs.nodes.errors import (
     NoSuchAttribute,
     NoSuchName,
     NotADirectory,
+    NotASymlink,
     ReadOnly,
     Refusal,
 )
@@ -66,6 +67,7 @@ REFUSALS: dict[type[Refusal], int] = {
     NoSuchAttribute: errno.ENODATA,
     AttributeNotSupported: errno.ENOTSUP,
     BadFileHandle: errno.EBADF,
+    NotASymlink: errno.EINVAL,
 }
 
 # A full disk under the cache directory (downloads, logs): said as such.

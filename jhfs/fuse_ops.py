@@ -174,6 +174,10 @@ class JhfsOperations(Operations):  # type: ignore[misc]  # mfusepy is untyped
         return resolve(self.root, path).getattr()
 
     @at_the_edge
+    def readlink(self, path: str) -> str:
+        return resolve(self.root, path).readlink()
+
+    @at_the_edge
     def opendir(self, path: str) -> int:
         resolve(self.root, path)  # ENOENT, ENOTDIR: at opendir, as for any directory
         return next(self._next_fh)  # its listing is read at the first readdir

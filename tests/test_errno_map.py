@@ -27,6 +27,7 @@ from jhfs.nodes.errors import (
     NoSuchAttribute,
     NoSuchName,
     NotADirectory,
+    NotASymlink,
     ReadOnly,
     Refusal,
 )
@@ -45,6 +46,7 @@ REFUSED = [
     (NoSuchAttribute("user.x"), errno.ENODATA),
     (AttributeNotSupported("security.selinux"), errno.ENOTSUP),
     (BadFileHandle("not open for reading"), errno.EBADF),
+    (NotASymlink(), errno.EINVAL),
 ]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import stat
 from dataclasses import replace
@@ -27,6 +28,7 @@ from jhfs.nodes.errors import (
     NoSuchAttribute,
     NoSuchName,
     NotADirectory,
+    NotASymlink,
     ReadOnly,
 )
 from jhfs.state.errors import FileNotReadyError
@@ -133,7 +135,7 @@ def read_all(ctx: MountContext, path: str) -> bytes:
 
 
 def test_root_and_jobs(ctx: MountContext) -> None:
-    assert node(ctx, "/").readdir() == ["jobs"]
+    assert node(ctx, "/").readdir() == ["jobs", "latest", "by-alias", "by-status"]
     assert sorted(node(ctx, "/jobs").readdir()) == ["jr-done", "jr-running"]
     attrs = node(ctx, "/jobs").getattr()
     assert stat.S_ISDIR(attrs["st_mode"])
@@ -142,7 +144,7 @@ def test_root_and_jobs(ctx: MountContext) -> None:
 
 def test_directory_link_counts_count_subdirectories(ctx: MountContext) -> None:
     links = {
-        "/": 3,
+        "/": 5,
         "/jobs": 1,  # not counted (that would need the listing)
         "/jobs/jr-running": 3,
         "/jobs/jr-running/files": 5,
@@ -496,3 +498,95 @@ def test_a_name_whose_bytes_are_not_utf8_is_no_such_name_and_asks_nothing(
         node(ctx, path)
     fetched = ctx.registry.fetched  # type: ignore[attr-defined]
     assert not any("\udcff" in jobname for jobname in fetched)  # the server is not asked
+
+
+def listing_of(ctx: MountContext, *jobs: tuple[str, str | None, str]) -> MountContext:
+    """`ctx` whose listing has these (jobname, alias, status), newest first."""
+    made = [
+        replace(parse_job(DONE), jobname=jobname, alias=alias, status=status)
+        for jobname, alias, status in jobs
+    ]
+    return replace(ctx, registry=Registry(*made))  # type: ignore[arg-type]
+
+
+def test_latest_is_a_relative_symlink_to_the_newest_listed_job(ctx: MountContext) -> None:
+    latest = node(ctx, "/latest")
+    assert latest.readlink() == "jobs/jr-running"
+    attrs = latest.getattr()
+    assert stat.S_ISLNK(attrs["st_mode"])
+    assert attrs["st_size"] == len("jobs/jr-running")
+    assert attrs["st_mtime"] == ns(RUNNING["submittimestamp"])
+    with pytest.raises(NoSuchName):
+        node(listing_of(ctx), "/latest")  # no job at all
+
+
+def test_by_alias_links_the_newest_job_of_each_alias_and_lists_them_all(
+    ctx: MountContext,
+) -> None:
+    views = listing_of(
+        ctx,
+        ("jr-3", "train", "Running"),
+        ("jr-2", None, "Completed"),
+        ("jr-1", "train", "Failed"),
+        ("jr-0", "", "Completed"),  # no alias either
+        ("jr-b", "sweep", "Completed"),
+    )
+    assert node(views, "/by-alias").readdir() == ["train", "sweep", "train.all", "sweep.all"]
+    assert node(views, "/by-alias/train").readlink() == "../jobs/jr-3"
+    assert node(views, "/by-alias/train.all").readdir() == ["jr-3", "jr-1"]
+    assert node(views, "/by-alias/train.all/jr-1").readlink() == "../../jobs/jr-1"
+    with pytest.raises(NoSuchName):
+        node(views, "/by-alias/nothing")
+    entries = dict(node(views, "/by-alias").readdir_plus())
+    assert stat.S_ISLNK(entries["sweep"]["st_mode"])
+    assert entries["sweep"]["st_size"] == len("../jobs/jr-b")
+    assert stat.S_ISDIR(entries["train.all"]["st_mode"])
+
+
+def test_by_status_has_a_directory_for_each_status_present(ctx: MountContext) -> None:
+    views = listing_of(
+        ctx, ("jr-3", None, "Running"), ("jr-2", None, "Completed"), ("jr-1", None, "Running")
+    )
+    assert node(views, "/by-status").readdir() == ["Running", "Completed"]
+    assert node(views, "/by-status/Running").readdir() == ["jr-3", "jr-1"]
+    running = dict(node(views, "/by-status/Running").readdir_plus())
+    assert all(stat.S_ISLNK(attrs["st_mode"]) for attrs in running.values())
+    assert node(views, "/by-status/Running/jr-1").readlink() == "../../jobs/jr-1"
+    with pytest.raises(NoSuchName):
+        node(views, "/by-status/Stopped")
+
+
+def test_view_names_that_cannot_be_file_names_are_left_out_with_one_warning(
+    ctx: MountContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    views = listing_of(
+        ctx,
+        ("jr-1", "a/b", "Odd/Status"),
+        ("jr-2", "x\0y", "Completed"),
+        ("jr-3", "\ud800", "Completed"),
+        ("jr-4", "n" * 256, "Completed"),
+        ("jr-5", "n" * 253, "Completed"),  # its link fits, its .all does not
+        ("jr-6", "ok", "Completed"),
+    )
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):  # listings repeat: the warnings do not
+            assert node(views, "/by-alias").readdir() == ["n" * 253, "ok", "ok.all"]
+            assert node(views, "/by-status").readdir() == ["Completed"]
+    left_out = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert len(left_out) == 6, left_out
+
+
+def test_an_alias_ending_in_dot_all_keeps_its_link(
+    ctx: MountContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    views = listing_of(ctx, ("jr-2", "x.all", "Completed"), ("jr-1", "x", "Completed"))
+    with caplog.at_level(logging.WARNING):
+        assert node(views, "/by-alias").readdir() == ["x.all", "x", "x.all.all"]
+    assert node(views, "/by-alias/x.all").readlink() == "../jobs/jr-2"
+    assert "listed twice" in caplog.text
+
+
+def test_readlink_of_what_is_no_symlink_is_refused(ctx: MountContext) -> None:
+    for path in ("/jobs", "/jobs/jr-done/status", "/by-alias"):
+        with pytest.raises(NotASymlink):
+            node(ctx, path).readlink()

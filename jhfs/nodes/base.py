@@ -17,6 +17,7 @@ from jhfs.nodes.errors import (
     IsADirectory,
     NoSuchAttribute,
     NotADirectory,
+    NotASymlink,
     ReadOnly,
 )
 
@@ -76,6 +77,9 @@ class Node(ABC):
 
     def open(self, flags: int) -> Handle:
         raise IsADirectory()
+
+    def readlink(self) -> str:
+        raise NotASymlink()
 
     def truncate(self, length: int) -> None:
         raise ReadOnly("truncate")

@@ -39,6 +39,10 @@ class BadFileHandle(Refusal):
     """An open file asked to do what it was not opened for, or not open at all (EBADF)."""
 
 
+class NotASymlink(Refusal):
+    """readlink of a path that is no symlink (EINVAL)."""
+
+
 class InvalidInput(Exception):
     """What a user wrote cannot be taken (a bad ctl command); nothing was sent (EINVAL)."""
 

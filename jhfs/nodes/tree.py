@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from jhfs.client import Job, JobFile
 from jhfs.client.once import warn_once
+from jhfs.nodes import views
 from jhfs.nodes.base import XATTR_NAMESPACE, Attrs, Directory, Node
 from jhfs.nodes.context import MountContext
 from jhfs.nodes.ctl import CtlFile
@@ -85,7 +86,7 @@ XATTR_PID = XATTR_NAMESPACE + "pid"
 
 
 class RootDir(Directory):
-    """MOUNT/: holds jobs/ (room for more kinds of things later)."""
+    """MOUNT/: holds jobs/, and the views of it (jhfs.nodes.views)."""
 
     def __init__(self, ctx: MountContext) -> None:
         super().__init__(ctx)
@@ -95,14 +96,16 @@ class RootDir(Directory):
         return self.ctx.mounted_at_ns
 
     def children(self) -> list[str]:
-        return ["jobs"]
+        return ["jobs", *views.VIEWS]
 
     def nlink(self) -> int:
-        return 3
+        return 5  # jobs/, by-alias/, by-status/
 
     def lookup(self, name: str) -> Node:
         if name == "jobs":
             return self.jobs
+        if name in views.VIEWS:
+            return views.view(self.ctx, name, self.jobs._listed)
         raise NoSuchName(name)
 
     def getxattr(self, name: str) -> bytes:
