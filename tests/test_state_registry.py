@@ -217,6 +217,25 @@ def test_refresh_fetches_at_once(emulator: Emulator, client: JuliaHubClient) -> 
     assert registry.get(name).status == "Stopped"
 
 
+def test_a_job_that_changed_is_told_of_once_per_change(
+    emulator: Emulator, client: JuliaHubClient
+) -> None:
+    name = emulator.submit("sleep 60")
+    changed: list[str] = []
+    registry = JobRegistry(client, ttl=3600, on_change=changed.append)
+    wait_for(lambda: registry.refresh(name).status == "Running", what="job running")
+    registry.list_jobs()
+    registry.refresh(name)
+    start = len(changed)  # Submitted -> Running may have been seen
+    assert registry.refresh(name).status == "Running" and len(changed) == start  # no news
+    client.kill_job(name)
+    wait_for(lambda: registry.refresh(name).status == "Stopped", what="job stopped")
+    assert changed[start:] == [name]
+    registry.refresh(name)
+    registry.list_jobs()  # the listing's copy says the same: no news either
+    assert changed[start:] == [name]
+
+
 def test_finished_job_pushed_out_of_the_listing_stays_known(
     fresh_emulator: Emulator,
 ) -> None:

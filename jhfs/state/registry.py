@@ -65,6 +65,8 @@ class JobRegistry:
       given again for FAILURE_MEMORY seconds.
     - refresh(name): fetch now (after a ctl command).
     - forget(name): drop what is held (the server had no log or file it listed).
+    - on_change(name) hears of a job whose new copy differs from the one held
+      (so that the kernel forgets what it caches of the job's files).
     - Offline (with `saved`): while the server cannot be reached, list_jobs()
       gives the saved listing (asking the server again every OFFLINE_RETRY
       seconds) and get() a saved final job; one warning per outage.
@@ -85,9 +87,11 @@ class JobRegistry:
         failures_max: int = 1024,
         waiter: Waiter | None = None,
         saved: SavedJobs | None = None,
+        on_change: Callable[[str], None] = lambda jobname: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
+        self._on_change = on_change
         self._jobs_limit = jobs_limit
         self._ttl = ttl
         self._listing_ttl = listing_ttl
@@ -173,6 +177,7 @@ class JobRegistry:
         with self._lock:
             if self._listing_at is not None and self._listing_at > started:
                 return  # a newer listing landed meanwhile
+            changed = [job.jobname for job in jobs if self._differs(job)]
             # Finished jobs that fell out of the listing stay known without a request.
             for name, job in self._listed.items():
                 if name not in listed and job.is_final:
@@ -180,6 +185,8 @@ class JobRegistry:
             self._listing, self._listed, self._listing_at = jobs, listed, started
             for name in [name for name in self._missing if name in listed]:
                 self._missing.pop(name, None)  # created since it was looked up
+        for name in changed:
+            self._on_change(name)
         self._answered()
         if self._saved is not None:
             self._saved.save_listing(jobs)
@@ -292,18 +299,27 @@ class JobRegistry:
             return listed, self._listing_at
         return lookup
 
+    def _differs(self, job: Job) -> bool:
+        """Whether `job` is news: a copy held of it says something else. Lock held."""
+        held = self._newest(job.jobname)
+        return held is not None and held[0] != job
+
     def _fetch_job(self, jobname: str) -> Job:
         started = self._clock()
         job = self._client.job(jobname)
+        changed = False
         with self._lock:
             if job is None:
                 self._missing[jobname] = True
                 self._lookups.pop(jobname, None)
             else:
                 self._missing.pop(jobname, None)
+                changed = self._differs(job)
                 known = self._lookups.get(jobname)
                 if known is None or known[1] <= started:
                     self._lookups[jobname] = (job, started)
+        if job is not None and changed:
+            self._on_change(jobname)
         self._answered()
         if job is None:
             logger.debug("job %s does not exist", jobname)
