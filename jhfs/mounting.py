@@ -24,6 +24,7 @@ from jhfs.mount_errors import MountError
 from jhfs.mount_options import MountOptions
 from jhfs.nodes import MountContext, RootDir
 from jhfs.nodes.logs import path_of as logs_path
+from jhfs.nodes.text import generated_paths
 from jhfs.state.files import DEFAULT_MAX_SIZE, FileCache
 from jhfs.state.freshness import KERNEL_TIMEOUT
 from jhfs.state.jobwait import JobWaits
@@ -67,13 +68,19 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
     os.umask(0o077)  # cached logs and blobs are the user's alone
     client.limiter = RateLimiter(settings.options.max_rate)  # this mount's limit
     waiter = Waiter(operation_abandoned)
+    kernel_cache = KernelCache()
+
+    def forget_job_files(jobname: str) -> None:
+        for path in generated_paths(jobname):
+            kernel_cache.invalidate(path)
+
     registry = JobRegistry(
         client,
         jobs_limit=settings.jobs_limit,
         waiter=waiter,
         saved=SavedJobs(settings.cache_dir),
+        on_change=forget_job_files,
     )
-    kernel_cache = KernelCache()
     logs = LogStore(
         client,
         registry,

@@ -245,3 +245,24 @@ def test_a_listing_longer_than_one_kernel_buffer_has_every_job_once(
     assert sorted(name for name in listed if name not in (".", "..")) == sorted(created["jobnames"])
     assert len(long_listing) == 3000
     assert all(line.startswith("drwxr-xr-x") for line in long_listing)
+
+
+def test_a_job_that_ends_on_its_own_reads_whole(mnt: Mount, emulator: Emulator) -> None:
+    # The kernel keeps a file's size for a moment: when the job changes, jhfs
+    # has it forget the old size, or "Completed\n" would read cut at 8 bytes.
+    jobname = emulator.submit("while [ ! -e go ]; do sleep 0.05; done")
+    work_dir = Path(emulator.admin("GET", f"jobs/{jobname}")["work_dir"])
+    job = mnt.job(jobname)
+    wait_for(lambda: (job / "status").read_text() == "Running\n", what="the job to run")
+    seen: set[str] = set()
+
+    def ended() -> bool:
+        # stat first, as ls would: the kernel then holds the size it was told.
+        result = sh(f"stat {job}/status {job}/info.json >/dev/null; cat {job}/status")
+        seen.add(result.stdout)
+        return result.stdout != "Running\n"
+
+    (work_dir / "go").touch()
+    wait_for(ended, what="the job to end")
+    assert seen <= {"Running\n", "Completed\n"}, seen
+    assert json.loads((job / "info.json").read_text())["status"] == "Completed"

@@ -42,8 +42,6 @@ GRAMMAR = (
     "extend HOURS    extend its time limit by HOURS whole hours (1 or more)\n"
 )
 NOT_YET_STOPPED = frozenset({"Submitted", "Running"})
-# What a command changes: the kernel is told to forget what it cached of these.
-CHANGED_FILES = ("status", "info.json", "results")
 
 
 class CtlSyntaxError(InvalidInput):
@@ -153,9 +151,10 @@ class CtlHandle(Handle):
             self.ctx.client.extend_job(self.jobname, command.hours)
 
     def _settle(self, killed: bool) -> None:
-        """Fetch the job again, so that its files show what the server says now;
-        after a kill, until it says the job left Submitted/Running (a bounded
-        number of requests, within the operation's deadline)."""
+        """Fetch the job again, so that its files show what the server says now
+        (the registry has the kernel forget their old sizes when the job
+        changed); after a kill, until it says the job left Submitted/Running (a
+        bounded number of requests, within the operation's deadline)."""
         pauses = iter(KILL_SETTLE_PAUSES if killed else ())
         try:
             while True:
@@ -166,9 +165,6 @@ class CtlHandle(Handle):
         except JuliaHubError as exc:
             # The command itself was answered; the status catches up within its ttl.
             logger.warning("%s: refreshing after ctl failed: %s", self.jobname, exc)
-        finally:
-            for name in CHANGED_FILES:
-                self.ctx.forget(path_of(self.jobname, name))
 
     def _pause(self, seconds: float) -> bool:
         """Wait `seconds` before asking again; False if the wait was cut short

@@ -16,6 +16,15 @@ from jhfs.client import Job, JobFile
 from jhfs.nodes.base import FILE_MODE, Attrs, Handle, Node, require_read_only
 from jhfs.nodes.context import MountContext
 
+# The files rendered from the job object, which change with it: the kernel must
+# forget what it caches of them then, or it reads a new text cut at the old size.
+GENERATED = ("status", "info.json", "server.json", "results", "hostname")
+
+
+def generated_paths(jobname: str) -> list[str]:
+    """The job's generated files, as paths of the mount."""
+    return [f"/jobs/{jobname}/{name}" for name in GENERATED]
+
 
 class SnapshotHandle(Handle):
     """An open generated file: the bytes as they were at open."""
