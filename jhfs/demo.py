@@ -59,7 +59,7 @@ def stop_emulator(process: subprocess.Popen[str]) -> None:
 
 
 def what_to_try(mountpoint: Path, url: str, jobs: list[Job]) -> str:
-    """The commands from the top of DEVELOPERS.md, with this demo's job names."""
+    """The commands from the top of the README, with this demo's job names."""
     running = next((j.jobname for j in jobs if not j.is_done), "JOBNAME")
     finished, result = next(
         ((j.jobname, f.name) for j in jobs if j.is_done for f in j.files if f.type == "result"),
@@ -73,8 +73,11 @@ def what_to_try(mountpoint: Path, url: str, jobs: list[Job]) -> str:
         (f"tail -f {jobs_dir}/{running}/logs", "follows the live log"),
         (f"cp {result_file} .", "downloaded once, hash-checked"),
         (f"getfattr -d {result_file}", "its hash, type and upload time"),
+        (f"jq .env {jobs_dir}/{finished}/info.json", "the job as JuliaHub.jl has it"),
+        (f"ls {mountpoint}/by-status/Running/", "every running job"),
         (f"echo 'extend 2' > {jobs_dir}/{running}/ctl", "two more hours"),
         (f"echo kill > {jobs_dir}/{running}/ctl", "stops the job"),
+        (f"cat {jobs_dir}/{running}/wait", "Stopped: blocks until the job is done"),
     ]
     width = max(len(command) for command, _ in commands)
     return "\n".join(
