@@ -66,8 +66,11 @@ class JobRunner:
         job.stop_requested.set()
         process = self._processes.get(job.jobname)
         if process is None:
-            return  # not started yet: _run sees stop_reason and never starts it
-        logger.info("stopping %s (%s)", job.jobname, reason)
+            return  # not started yet: _run sees stop_reason (before or after starting it)
+        self._stop(job, process)
+
+    def _stop(self, job: Job, process: asyncio.subprocess.Process) -> None:
+        logger.info("stopping %s (%s)", job.jobname, job.stop_reason)
         self._signal(process, signal.SIGTERM)
         task = asyncio.get_running_loop().create_task(self._escalate(process))
         self._tasks.add(task)
@@ -117,6 +120,8 @@ class JobRunner:
             self._finish(job, "Failed")
             return
         self._processes[job.jobname] = process
+        if job.stop_reason is not None:
+            self._stop(job, process)  # killed while its process was being started
         job.process_id = process.pid
         job.started_ms = now_ms()
         if job.timelimit_hours is not None:
