@@ -23,7 +23,7 @@ from jhfs.fuse_ops import JhfsFUSE, JhfsOperations, operation_abandoned
 from jhfs.mount_errors import MountError
 from jhfs.mount_options import MountOptions
 from jhfs.nodes import MountContext, RootDir
-from jhfs.nodes.logs import path_of as logs_path
+from jhfs.nodes.logs import paths_of as logs_paths
 from jhfs.state.files import DEFAULT_MAX_SIZE, FileCache
 from jhfs.state.freshness import KERNEL_TIMEOUT
 from jhfs.state.logs import LogStore
@@ -65,11 +65,16 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         waiter=waiter,
     )
     kernel_cache = KernelCache()
+
+    def forget_log_sizes(jobname: str) -> None:
+        for path in logs_paths(jobname):
+            kernel_cache.invalidate(path)
+
     logs = LogStore(
         client,
         registry,
         settings.cache_dir,
-        on_grow=lambda jobname: kernel_cache.invalidate(logs_path(jobname)),
+        on_grow=forget_log_sizes,
         waiter=waiter,
     )
     files = FileCache(

@@ -23,6 +23,7 @@ from jhfs.nodes.errors import NoSuchName
 from jhfs.nodes.jobfile import JobFileNode
 from jhfs.nodes.logs import LogsFile
 from jhfs.nodes.text import HostnameFile, InfoFile, ResultsFile, StatusFile
+from jhfs.state.logformat import Rendering
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ class JobDir(Directory):
         return self.job if self.job.is_final else self.ctx.registry.get(self.job.jobname)
 
     def children(self) -> list[str]:
-        names = ["status", "info.json", "results", "logs", "files", "ctl"]
+        names = ["status", "info.json", "results", "logs", "logs.jsonl", "files", "ctl"]
         if self.fresh_job().hostname:
             names.append("hostname")
         return names
@@ -175,7 +176,9 @@ class JobDir(Directory):
             case "results":
                 return ResultsFile(ctx, job)
             case "logs":
-                return LogsFile(ctx, job)
+                return LogsFile(ctx, job, Rendering.TEXT)
+            case "logs.jsonl":
+                return LogsFile(ctx, job, Rendering.JSONL)
             case "files":
                 return FilesDir(ctx, job)
             case "ctl":

@@ -2,7 +2,7 @@
 
 Layout under the per-server cache directory (all dirs 0700, files 0600):
   blobs/<hex sha256>   verified job files (files.FileCache)
-  logs/<jobname>.log   complete logs of finished jobs (logs.LogStore)
+  logs/<jobname>.log   complete logs of finished jobs, and .jsonl beside (logs.LogStore)
   partial/<hex sha256> downloads stopped before their end, kept to resume (partial)
   tmp/<owner>.*        downloads, log chunks and growing logs in progress
 Temporary names start with their owner: the process id and the process's
