@@ -223,3 +223,18 @@ def test_tail_f_of_logs_jsonl_follows_a_running_job(mnt: Mount, emulator: Emulat
         tail.kill()
         tail.wait()
         sh(f"echo kill > {mnt.job(jobname)}/ctl")
+
+
+def test_find_walks_job_directories_without_fetching_their_logs(
+    mnt: Mount, emulator: Emulator
+) -> None:
+    answer = emulator.admin("POST", "jobs", {"finished": {"log_lines": 5}, "count": 20})
+    jobs = " ".join(str(mnt.job(jobname)) for jobname in answer["jobnames"])
+    before = log_requests(emulator)
+    # The listing tells each entry's type: find knows files/ is the directory
+    # to descend into without a stat, which for logs would fetch them.
+    found = sh(f"find {jobs} -type f -name status")
+    assert found.returncode == 0, found.stderr
+    assert len(found.stdout.split()) == 20
+    assert sh(f"find {jobs} -type d -name files").stdout.count("/files\n") == 20
+    assert log_requests(emulator) == before

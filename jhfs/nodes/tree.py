@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from jhfs.client import Job, JobFile
 from jhfs.client.once import warn_once
-from jhfs.nodes.base import XATTR_NAMESPACE, Attrs, Directory, Node
+from jhfs.nodes.base import XATTR_NAMESPACE, Attrs, Directory, Node, type_only
 from jhfs.nodes.context import MountContext
 from jhfs.nodes.ctl import CtlFile
 from jhfs.nodes.errors import NoSuchName
@@ -165,6 +165,11 @@ class JobDir(Directory):
 
     def nlink(self) -> int:
         return 3  # files/
+
+    def readdir_plus(self) -> list[tuple[str, Attrs | None]]:
+        # Each entry's type: `find` and `ls` then know what to descend into
+        # without a stat, which for the logs would fetch them (their size).
+        return [(name, type_only(self.lookup(name))) for name in self.children()]
 
     def lookup(self, name: str) -> Node:
         job, ctx = self.fresh_job(), self.ctx
