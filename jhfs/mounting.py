@@ -70,11 +70,15 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         for path in logs_paths(jobname):
             kernel_cache.invalidate(path)
 
+    def log_stored(size: int) -> None:
+        files.log_stored(size)  # made below, before the mount serves
+
     logs = LogStore(
         client,
         registry,
         settings.cache_dir,
         on_grow=forget_log_sizes,
+        on_stored=log_stored,
         waiter=waiter,
     )
     files = FileCache(

@@ -225,12 +225,6 @@ class JobLog:
         """Where the rendering of the complete log is kept, in the logs directory."""
         return self._final_paths[rendering]
 
-    @property
-    def in_use(self) -> bool:
-        """An open file reads this log."""
-        with self._lock:
-            return self._handles > 0
-
     def known_size(self, rendering: Rendering) -> int:
         """The rendering's size as a stat shows it (blocks while fetched; call with a
         pin held).
@@ -362,10 +356,11 @@ class JobLog:
                     for rendering, rendered in data.items():
                         self._sizes[rendering] += len(rendered)
                     self._newest = fresh[-1]
-            if bottom:
-                self._finish()
+            stored = self._finish() if bottom else 0
         if fresh:
             self._store.on_grow(self.jobname)
+        if stored:
+            self._store.on_stored(stored)
         return len(fresh)
 
     def follow_ended(self, cancelled: bool) -> None:
@@ -470,7 +465,9 @@ class JobLog:
         logger.debug("%s: fetched %d log messages in %d pages", self.jobname, count, pages)
         if has_bottom:
             with self._write_lock:
-                self._finish()
+                stored = self._finish()
+            if stored:
+                store.on_stored(stored)
         if resized:
             # The kernel may hold a size from before (a log dropped from memory
             # and fetched again): a page-cached read must not stop there.
@@ -555,9 +552,9 @@ class JobLog:
                 return count  # caught up; a full page means more are waiting
             newest, seen = messages[-1], {m.event_id for m in messages if m.event_id}
 
-    def _finish(self) -> None:
+    def _finish(self) -> int:
         """The bottom was seen: move the files to their final names for this and later
-        mounts.
+        mounts; the bytes that came into the logs directory.
 
         With the write lock held. The bytes reach the disk before the names
         do: a complete log on disk is trusted by later mounts, once every
@@ -566,7 +563,7 @@ class JobLog:
         with self._lock:
             paths = self._paths
             if self._complete or paths is None:
-                return
+                return 0
         final = self._final_paths
         moving = paths != final  # all of them: the renderings are made together
         if moving:
@@ -581,7 +578,9 @@ class JobLog:
                 durable_rename(paths[Rendering.TEXT], final[Rendering.TEXT])
                 self._paths = dict(final)
             self._complete = True
-        logger.debug("%s: log complete, %s bytes", self.jobname, self._sizes)
+            sizes = self._sizes
+        logger.debug("%s: log complete, %s bytes", self.jobname, sizes)
+        return sum(sizes.values()) if moving else 0
 
     def discard_partial(self) -> None:
         """Delete the growing files of an unfinished log (no later mount can resume it)."""
@@ -609,6 +608,7 @@ class LogStore:
         page_size: int = LOG_PAGE_CAP,
         max_idle: int = MAX_IDLE_LOGS,
         on_grow: Callable[[str], None] = lambda jobname: None,
+        on_stored: Callable[[int], None] = lambda size: None,
         waiter: Waiter | None = None,
     ) -> None:
         self.client = client
@@ -617,6 +617,9 @@ class LogStore:
         # stat (a followed log grew, a log fetched again or dropped), outside
         # every lock, so that the kernel forgets the sizes it caches.
         self.on_grow = on_grow
+        # Told the bytes of each log that comes into the logs directory (outside
+        # every lock), which count toward the cache's size.
+        self.on_stored = on_stored
         self.registry = registry
         self.page_size = page_size
         self.clock = time.monotonic
@@ -654,7 +657,8 @@ class LogStore:
             raise
 
     def in_use(self, path: Path) -> bool:
-        """An open file of this mount reads the log file at `path` (in the logs directory)."""
+        """This mount uses the log file at `path` (in the logs directory): the log is
+        pinned (open, being opened or stat'ed), so eviction must leave it."""
         path = Path(os.path.abspath(path))
         named = _of_file_name(path.name)
         if path.parent != Path(os.path.abspath(self.logs_dir)) or named is None:
@@ -662,7 +666,7 @@ class LogStore:
         jobname, rendering = named
         with self._lock:
             log = self._pinned.get(jobname)
-        return log is not None and log.final_path(rendering).name == path.name and log.in_use
+        return log is not None and log.final_path(rendering).name == path.name
 
     def pin(self, log: JobLog) -> None:
         """Keep a log that is already pinned in memory once more (its follow)."""
