@@ -15,7 +15,7 @@ copies st_size bytes (tar, sendfile) copies the whole log.
 
 Reading: each open file holds a descriptor of the log's file and reads it
 with os.pread up to the size known, so a complete log that cache eviction
-deletes (this mount's, only when no open file uses it: `in_use`; or another
+deletes (this mount's, only when nothing pins it: `in_use`; or another
 mount's sharing the directory) still reads to its end for whoever opened
 it. The next open fetches it again.
 
@@ -25,7 +25,7 @@ of a running log known before catches up with one page after its newest
 message (none if it was brought up to now in the last CURRENT_FOR seconds).
 While a running log is open, jhfs.state.logfollow appends what the job logs,
 and following stops at the last close; nothing is asked about a log nobody
-has open.
+has open or stats.
 """
 
 from __future__ import annotations
