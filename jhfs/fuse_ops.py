@@ -36,6 +36,7 @@ from jhfs.binding import (
 from jhfs.client.pacing import operation_deadline, remaining
 from jhfs.errno_map import fuse_error
 from jhfs.nodes import XATTR_NAMESPACE, Attrs, Handle, Node, resolve
+from jhfs.nodes.base import is_type_only
 from jhfs.nodes.errors import AttributeNotSupported, BadFileHandle, NoSuchAttribute, ReadOnly
 from jhfs.state.errors import ShuttingDownError
 
@@ -121,7 +122,10 @@ class JhfsFUSE(FUSE):  # type: ignore[misc]  # mfusepy is untyped
             fill = 0
             if attrs is not None:
                 set_st_attrs(st, attrs, use_ns=True)
-                fill = FUSE_FILL_DIR_PLUS
+                # With its type alone, the entry goes without FUSE_FILL_DIR_PLUS:
+                # libfuse then passes only the type (d_type) and the kernel looks
+                # the entry up for the rest.
+                fill = 0 if is_type_only(attrs) else FUSE_FILL_DIR_PLUS
             if filler(buf, name.encode(self.encoding, self.errors), st, position + 1, fill):
                 break  # the kernel's buffer is full
         return 0

@@ -23,7 +23,7 @@ from jhfs.fuse_ops import JhfsFUSE, JhfsOperations, operation_abandoned
 from jhfs.mount_errors import MountError
 from jhfs.mount_options import MountOptions
 from jhfs.nodes import MountContext, RootDir
-from jhfs.nodes.logs import path_of as logs_path
+from jhfs.nodes.logs import paths_of as logs_paths
 from jhfs.nodes.text import generated_paths
 from jhfs.state.files import DEFAULT_MAX_SIZE, FileCache
 from jhfs.state.freshness import KERNEL_TIMEOUT
@@ -81,11 +81,20 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         saved=SavedJobs(settings.cache_dir),
         on_change=forget_job_files,
     )
+
+    def forget_log_sizes(jobname: str) -> None:
+        for path in logs_paths(jobname):
+            kernel_cache.invalidate(path)
+
+    def log_stored(size: int) -> None:
+        files.log_stored(size)  # made below, before the mount serves
+
     logs = LogStore(
         client,
         registry,
         settings.cache_dir,
-        on_grow=lambda jobname: kernel_cache.invalidate(logs_path(jobname)),
+        on_grow=forget_log_sizes,
+        on_stored=log_stored,
         waiter=waiter,
     )
     files = FileCache(

@@ -212,3 +212,25 @@ def test_a_bad_cache_size_is_a_one_line_usage_error(emulator: Emulator, tmp_path
     result = jhfs("mount", str(tmp_path), "--cache-max-size", "lots", env=jhfs_env(emulator))
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1].endswith("not a size (such as 10G or 500M): 'lots'")
+
+
+def test_logs_fetched_by_stats_stay_within_the_cache_size(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    # A log of 2,000 lines and its JSON lines are about 1 MiB: 12 are 3 times the limit.
+    answer = fresh_emulator.admin(
+        "POST", "jobs", {"finished": {"status": "Completed", "log_lines": 2_000}, "count": 12}
+    )
+    with mount_jhfs(fresh_emulator, tmp_path, "--cache-max-size", "4M") as mount:
+        for jobname in answer["jobnames"]:
+            job = mount.job(jobname)
+            sizes = sh(f"stat -c %s {job}/logs {job}/logs.jsonl")
+            assert sizes.returncode == 0, sizes.stderr
+            assert min(map(int, sizes.stdout.split())) > 0
+            assert stored(mount.cache_dir) <= 4 * MIB
+        # The first ones went to make room; reading one again fetches it again, whole.
+        first = mount.job(answer["jobnames"][0]) / "logs"
+        before = fresh_emulator.stats()["requests"]["get_logs"]
+        assert first.read_text().count("\n") == 2_000
+        assert fresh_emulator.stats()["requests"]["get_logs"] == before + 1
+        assert stored(mount.cache_dir) <= 4 * MIB

@@ -119,12 +119,17 @@ def test_sigterm_while_a_lookup_waits_on_a_stalled_server_ends_the_process(mnt: 
     assert "Input/output error" in errors
 
 
-def test_ctrl_c_ends_an_open_of_a_log_that_waits_on_the_server(mnt: Mount) -> None:
+@pytest.mark.parametrize("tool", ["cat", "stat"])
+def test_ctrl_c_ends_a_stat_or_open_of_a_log_that_waits_on_the_server(
+    mnt: Mount, tool: str
+) -> None:
     jobname = mnt.emulator.create_finished(log_lines=10)
     assert (mnt.job(jobname) / "status").read_text() == "Completed\n"
     mnt.emulator.fault(endpoint="get_logs", mode="delay", delay=3600, count=100)
+    # The size of a log never read is fetched: a stat (or the lookup before the
+    # open) waits for the log.
     cat = interruptible(
-        ["cat", str(mnt.job(jobname) / "logs")],
+        [tool, str(mnt.job(jobname) / "logs")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -58,7 +58,9 @@ def test_job_directory_holds_the_documented_entries(mnt: Mount, finished: str) -
     assert listing.returncode == 0, listing.stderr
     assert finished in listing.stdout.split()
     entries = sorted(os.listdir(mnt.job(finished)))
-    assert entries == ["ctl", "files", "info.json", "logs", "results", "server.json", "status"]
+    assert entries == [
+        "ctl", "files", "info.json", "logs", "logs.jsonl", "results", "server.json", "status"
+    ]  # fmt: skip
     assert sorted(os.listdir(mnt.job(finished) / "files")) == ["input", "result", "source"]
     assert os.listdir(mnt.job(finished) / "files" / "result") == ["out.bin"]
 
@@ -199,7 +201,7 @@ def test_writes_are_erofs(mnt: Mount, finished: str, command: str) -> None:
     assert result.returncode != 0
     assert "Read-only file system" in result.stderr, result.stderr
     assert sorted(os.listdir(mnt.job(finished))) == [
-        "ctl", "files", "info.json", "logs", "results", "server.json", "status",
+        "ctl", "files", "info.json", "logs", "logs.jsonl", "results", "server.json", "status",
     ]  # fmt: skip
 
 

@@ -181,7 +181,17 @@ def test_handles_read_into_a_buffer(ctx: MountContext) -> None:
 def test_job_directory_entries(ctx: MountContext) -> None:
     running = node(ctx, "/jobs/jr-running").readdir()
     assert sorted(running) == sorted(
-        ["status", "info.json", "server.json", "results", "logs", "files", "ctl", "hostname"]
+        [
+            "status",
+            "info.json",
+            "server.json",
+            "results",
+            "logs",
+            "logs.jsonl",
+            "files",
+            "ctl",
+            "hostname",
+        ]
     )
     assert "hostname" not in node(ctx, "/jobs/jr-done").readdir()
     with pytest.raises(NoSuchName):

@@ -19,9 +19,11 @@ from jhfs.client import JuliaHubClient, LogMessage, LogPage, ServerError, TokenS
 from jhfs.client.pacing import RateLimiter, in_background
 from jhfs.state import freshness, logfollow
 from jhfs.state.errors import CacheChurnError
+from jhfs.state.logformat import Rendering
 from jhfs.state.logs import OPEN_ATTEMPTS, LogReader, LogStore, _file_name
 from jhfs.state.registry import JobRegistry
 
+TEXT, JSONL = Rendering.TEXT, Rendering.JSONL
 TICKER = "i=0; while [ ! -e stop ]; do i=$((i+1)); echo tick $i; sleep 0.05; done; echo last"
 
 
@@ -98,32 +100,42 @@ def test_finished_log_is_fetched_once_in_order_and_kept_on_disk(
     emulator: Emulator, client: JuliaHubClient, store: LogStore, tmp_path: Path
 ) -> None:
     jobname = emulator.create_finished(status="Completed", log_lines=25_000)
-    log = store.log(jobname)
-    assert log.size == 0 and not log.complete
     before, streams = log_requests(emulator), requests(emulator, "stream_logs")
 
-    reader = store.open(jobname)
+    reader = store.open(jobname, TEXT)
+    log = reader.log
     # The newest page (9,999 lines + bottom marker), a full page, the rest + top marker.
     assert log_requests(emulator) == before + 3
     assert log.complete
     lines = read_all(reader).decode().splitlines()
     assert lines == [synthetic_line(jobname, n) for n in range(1, 25_001)]
-    assert log.size == sum(len(line) + 1 for line in lines)
-    assert reader.read(log.size, 100) == b""
+    assert reader.size == sum(len(line) + 1 for line in lines)
+    assert reader.read(reader.size, 100) == b""
     assert reader.read(5, 10) == lines[0].encode()[5:15]
     reader.close()
 
     cached = tmp_path / "logs" / f"{jobname}.log"
-    assert cached.stat().st_size == log.size
+    assert cached.stat().st_size == reader.size
     assert stat.S_IMODE(cached.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "logs").stat().st_mode) == 0o700
     assert os.listdir(tmp_path / "tmp") == []  # page chunks are gone
 
-    store.open(jobname).close()
+    # The JSON lines, from the same fetch: one object per message, in order.
+    as_json = store.open(jobname, JSONL)
+    assert log_requests(emulator) == before + 3
+    objects = [json.loads(line) for line in read_all(as_json).splitlines()]
+    assert [o["message"] for o in objects] == lines
+    assert [o["eventId"] for o in objects] == [str(n) for n in range(1, 25_001)]
+    assert objects[0]["keywords"]["jrun_hostname"] == f"{jobname}-x5z4g"
+    assert objects[0]["metadata"]["level"] == "Info"
+    assert as_json.size == (tmp_path / "logs" / f"{jobname}.jsonl").stat().st_size
+    as_json.close()
+
+    store.open(jobname, TEXT).close()
     # A later mount serves it from disk without asking.
     later = LogStore(client, JobRegistry(client), tmp_path)
-    again = later.open(jobname)
-    assert again.log.complete and again.log.size == log.size
+    again = later.open(jobname, TEXT)
+    assert again.log.complete and again.size == reader.size
     assert read_all(again) == "".join(line + "\n" for line in lines).encode()
     again.close()
     later.close()
@@ -131,9 +143,72 @@ def test_finished_log_is_fetched_once_in_order_and_kept_on_disk(
     assert requests(emulator, "stream_logs") == streams  # nothing to follow
 
 
+def test_a_stat_fetches_a_finished_log_once_for_both_renderings(
+    emulator: Emulator, client: JuliaHubClient, store: LogStore, tmp_path: Path
+) -> None:
+    jobname = emulator.create_finished(status="Completed", log_lines=12_000)
+    before = log_requests(emulator)
+    size = store.size(jobname, TEXT)
+    assert log_requests(emulator) == before + 2  # the whole log, two pages
+    json_size = store.size(jobname, JSONL)
+    assert log_requests(emulator) == before + 2
+    text, lines = store.open(jobname, TEXT), store.open(jobname, JSONL)
+    assert len(read_all(text)) == size and len(read_all(lines)) == json_size
+    text.close()
+    lines.close()
+    assert log_requests(emulator) == before + 2
+    later = LogStore(client, JobRegistry(client), tmp_path)  # a later mount: from disk
+    assert (later.size(jobname, TEXT), later.size(jobname, JSONL)) == (size, json_size)
+    later.close()
+    assert log_requests(emulator) == before + 2
+
+
+def test_concurrent_stats_of_one_log_share_one_fetch(emulator: Emulator, store: LogStore) -> None:
+    jobname = emulator.create_finished(status="Completed", log_lines=25_000)
+    before = log_requests(emulator)
+    sizes: list[int] = []
+    threads = [
+        threading.Thread(target=lambda r=rendering: sizes.append(store.size(jobname, r)))
+        for rendering in [TEXT, JSONL] * 8
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert log_requests(emulator) == before + 3  # one fetch: its three pages
+    assert len(set(sizes)) == 2 and len(sizes) == 16
+
+
+def test_a_stat_of_a_running_log_asks_for_what_is_new_once_it_is_not_current(
+    emulator: Emulator, store: LogStore
+) -> None:
+    clock = Clock()
+    store.clock = clock
+    jobname = emulator.submit(TICKER)
+    try:
+        wait_for(lambda: emulator.admin("GET", f"jobs/{jobname}")["log_lines"], what="a line")
+        first = store.size(jobname, TEXT)
+        logged = emulator.admin("GET", f"jobs/{jobname}")["log_lines"]  # at least those
+        assert first > 0
+        before = log_requests(emulator)
+        assert store.size(jobname, TEXT) == first and log_requests(emulator) == before
+        wait_for(
+            lambda: emulator.admin("GET", f"jobs/{jobname}")["log_lines"] > logged + 3,
+            what="more lines",
+        )
+        clock.now += freshness.CURRENT_FOR
+        grown = store.size(jobname, TEXT)
+        assert grown > first and log_requests(emulator) == before + 1  # one page after
+        reader = store.open(jobname, TEXT)  # current: the open asks nothing
+        assert len(read_all(reader)) >= grown and log_requests(emulator) == before + 1
+        reader.close()
+    finally:
+        stop_ticker(emulator, jobname)
+
+
 def test_empty_finished_log(emulator: Emulator, store: LogStore) -> None:
-    reader = store.open(emulator.create_finished(status="Failed", log_lines=0))
-    assert reader.log.complete and reader.log.size == 0 and reader.read(0, 10) == b""
+    reader = store.open(emulator.create_finished(status="Failed", log_lines=0), TEXT)
+    assert reader.log.complete and reader.size == 0 and reader.read(0, 10) == b""
     reader.close()
 
 
@@ -142,7 +217,7 @@ def test_running_log_is_followed_over_the_stream_while_open(
 ) -> None:
     jobname = emulator.submit(TICKER)
     streams = requests(emulator, "stream_logs")
-    reader = store.open(jobname)
+    reader = store.open(jobname, TEXT)
     try:
         wait_for(lambda: requests(emulator, "stream_logs") > streams, what="a stream")
         polls = log_requests(emulator)
@@ -165,9 +240,9 @@ def test_a_log_empty_at_open_is_streamed_from_its_end_without_polling(
 ) -> None:
     jobname = emulator.submit("while [ ! -e go ]; do sleep 0.05; done; " + TICKER)
     streams = requests(emulator, "stream_logs")
-    reader = store.open(jobname)
+    reader = store.open(jobname, TEXT)
     try:
-        assert reader.log.size == 0
+        assert reader.size == 0
         wait_for(lambda: requests(emulator, "stream_logs") > streams, what="a stream")
         # One poll after the stream began (what came before it); then none.
         polls = settle(lambda: log_requests(emulator), "the poll after the stream began")
@@ -187,23 +262,23 @@ def test_following_stops_at_the_last_close_and_an_open_catches_up_with_one_reque
     clock = store.clock = Clock()
     jobname = emulator.submit(TICKER)
     try:
-        first = store.open(jobname)
-        second = store.open(jobname)  # one log, followed once
-        grown = first.log.size
-        wait_for(lambda: first.log.size > grown + 100, what="the log to grow")
+        first = store.open(jobname, TEXT)
+        second = store.open(jobname, TEXT)  # one log, followed once
+        grown = first.size
+        wait_for(lambda: first.size > grown + 100, what="the log to grow")
         first.close()
-        grown = second.log.size
-        wait_for(lambda: second.log.size > grown + 100, what="the log to grow after one close")
+        grown = second.size
+        wait_for(lambda: second.size > grown + 100, what="the log to grow after one close")
         second.close()
-        size = settle(lambda: (all_requests(emulator), first.log.size), "following to stop")[1]
-        expect_no_change(lambda: (all_requests(emulator), first.log.size), "requests and size", 1.5)
+        size = settle(lambda: (all_requests(emulator), first.size), "following to stop")[1]
+        expect_no_change(lambda: (all_requests(emulator), first.size), "requests and size", 1.5)
 
         # The log is older than CURRENT_FOR: an open asks for what is new, once.
         clock.now += freshness.CURRENT_FOR + 1
         before = log_requests(emulator)
-        reader = store.open(jobname)
+        reader = store.open(jobname, TEXT)
         assert log_requests(emulator) == before + 1
-        assert reader.log.size > size
+        assert reader.size > size
         ticks(read_all(reader))
         reader.close()
         settle(lambda: all_requests(emulator), "following to stop again")
@@ -215,11 +290,11 @@ def test_an_open_of_a_current_log_asks_nothing(emulator: Emulator, store: LogSto
     jobname = emulator.submit(TICKER)
     try:
         streams = requests(emulator, "stream_logs")
-        tail = store.open(jobname)  # followed: tail -f
+        tail = store.open(jobname, TEXT)  # followed: tail -f
         wait_for(lambda: requests(emulator, "stream_logs") > streams, what="a stream")
         wait_grows(tail, 5, "lines over the stream")
         before = log_requests(emulator)
-        cat = store.open(jobname)  # and a cat of the same log meanwhile
+        cat = store.open(jobname, TEXT)  # and a cat of the same log meanwhile
         assert log_requests(emulator) == before
         ticks(read_all(cat))
         cat.close()
@@ -246,7 +321,7 @@ def test_without_the_stream_the_log_is_polled_and_streamed_again_later(
     store = LogStore(client, JobRegistry(client), tmp_path)
     jobname = emulator.submit(TICKER)
     emulator.fault(endpoint="stream_logs", jobname=jobname, **fault)
-    reader = store.open(jobname)
+    reader = store.open(jobname, TEXT)
     try:
         wait_for(lambda: requests(emulator, "stream_logs") == 1, what="the failed stream")
         polls = log_requests(emulator)
@@ -275,7 +350,7 @@ def test_logs_beyond_the_stream_cap_are_polled(
     client = JuliaHubClient(emulator.url, TokenSource(token=emulator.token))
     store = LogStore(client, JobRegistry(client), tmp_path)
     jobnames = [emulator.submit(TICKER), emulator.submit(TICKER)]
-    readers = [store.open(jobname) for jobname in jobnames]
+    readers = [store.open(jobname, TEXT) for jobname in jobnames]
     try:
         wait_for(lambda: requests(emulator, "stream_logs") == 1, what="one stream")
         polls = log_requests(emulator)
@@ -318,7 +393,7 @@ def test_following_sends_background_requests_only(
     jobname = emulator.submit(TICKER)
     try:
         emulator.fault(endpoint="stream_logs", mode="status", status=503, count=3)
-        reader = store.open(jobname)  # the open's own request is the user's
+        reader = store.open(jobname, TEXT)  # the open's own request is the user's
         assert RecordingClient.pages == [False]
         wait_for(lambda: requests(emulator, "stream_logs") >= 2, timeout=60, what="two streams")
         wait_for(lambda: len(RecordingClient.pages) > 3, what="polls")
@@ -338,29 +413,42 @@ def test_idle_logs_are_bounded_and_open_ones_stay(
     emulator: Emulator, client: JuliaHubClient, tmp_path: Path
 ) -> None:
     store = LogStore(client, JobRegistry(client), tmp_path, max_idle=4)
-    try:
-        first = store.log("jr-idle000000")
-        for number in range(1, 10):
-            store.log(f"jr-idle{number:06d}")
-        assert store.log("jr-idle000000") is not first  # dropped, made again
+    # The clock stands still: a running log in memory stays current, so only a
+    # log dropped from memory is fetched again by a stat.
+    store.clock = Clock()
+    finished = emulator.admin("POST", "jobs", {"finished": {"log_lines": 1}, "count": 10})
+    others = finished["jobnames"]
+    running = emulator.create_finished(status="Running", log_lines=10)
 
-        running = emulator.create_finished(status="Running", log_lines=10)
-        reader = store.open(running)
-        pinned = reader.log
-        for number in range(10, 20):
-            store.log(f"jr-idle{number:06d}")
-        assert store.log(running) is pinned  # open: never dropped
+    def stat_others() -> None:
+        for jobname in others:
+            store.size(jobname, TEXT)
+
+    try:
+        store.size(running, TEXT)
+        before = log_requests(emulator)
+        assert store.size(running, TEXT) > 0 and log_requests(emulator) == before  # kept
+        assert len(os.listdir(tmp_path / "tmp")) == 2  # its renderings, growing
+        stat_others()
+        assert os.listdir(tmp_path / "tmp") == []  # dropped with its partial files
+        before = log_requests(emulator)
+        store.size(running, TEXT)
+        assert log_requests(emulator) == before + 1  # fetched again
+
+        reader = store.open(running, TEXT)
+        stat_others()
+        before = log_requests(emulator)
+        store.size(running, TEXT)
+        assert log_requests(emulator) == before  # open: never dropped
         reader.close()
-        assert len(os.listdir(tmp_path / "tmp")) == 1  # its bytes stay after the close
+        assert len(os.listdir(tmp_path / "tmp")) == 2  # its bytes stay after the close
 
         def dropped() -> bool:
-            for number in range(20, 30):
-                store.log(f"jr-idle{number:06d}")
-            return store.log(running) is not pinned
+            stat_others()
+            return os.listdir(tmp_path / "tmp") == []
 
         # Once its follow has stopped (it pins the log too), it may go.
         wait_for(dropped, what="the closed log to be dropped")
-        assert os.listdir(tmp_path / "tmp") == []  # dropped with its partial file
     finally:
         store.close()
 
@@ -371,7 +459,7 @@ def test_in_use_is_true_while_an_open_file_reads_the_log(
     jobname = emulator.create_finished(status="Completed", log_lines=10)
     path = tmp_path / "logs" / f"{jobname}.log"
     assert not store.in_use(path)
-    reader = store.open(jobname)
+    reader = store.open(jobname, TEXT)
     assert path.exists() and store.in_use(path)
     assert not store.in_use(tmp_path / "logs" / "jr-other.log")
     assert not store.in_use(tmp_path / "elsewhere" / path.name)
@@ -384,12 +472,12 @@ def test_a_complete_log_deleted_by_eviction_reads_on_and_is_fetched_again(
 ) -> None:
     jobname = emulator.create_finished(status="Completed", log_lines=10)
     path = tmp_path / "logs" / f"{jobname}.log"
-    reader = store.open(jobname)
+    reader = store.open(jobname, TEXT)
     expected = path.read_bytes()
     path.unlink()  # as another mount sharing the cache directory may do
     assert read_all(reader) == expected  # what was opened reads to its end
     before = log_requests(emulator)
-    again = store.open(jobname)
+    again = store.open(jobname, TEXT)
     assert log_requests(emulator) == before + 1
     assert read_all(again) == expected and path.read_bytes() == expected
     assert read_all(reader) == expected
@@ -415,13 +503,12 @@ def test_a_log_evicted_each_time_it_is_fetched_fails_the_open_with_the_reason(
     store.clock = evicting_clock
     before = log_requests(emulator)
     with pytest.raises(CacheChurnError, match=f"the log of {jobname} was evicted"):
-        store.open(jobname)
+        store.open(jobname, TEXT)
     assert len(evictions) == OPEN_ATTEMPTS
     assert log_requests(emulator) == before + OPEN_ATTEMPTS  # one page each: no loop
-    log = store.log(jobname)
-    assert not log.in_use and log.pins == 0  # nothing held open
     store.clock = Clock()
-    reader = store.open(jobname)  # kept this time
+    reader = store.open(jobname, TEXT)  # kept this time
+    assert reader.log.pins == 1  # the failed opens hold nothing
     assert read_all(reader).count(b"\n") == 10
     reader.close()
 
@@ -429,10 +516,10 @@ def test_a_log_evicted_each_time_it_is_fetched_fails_the_open_with_the_reason(
 def test_read_past_the_end_is_end_of_file(emulator: Emulator, store: LogStore) -> None:
     # How fast it returns is scripts/bench's "log read past the end" row.
     jobname = emulator.create_finished(status="Running", log_lines=10)
-    reader = store.open(jobname)
+    reader = store.open(jobname, TEXT)
     assert not reader.log.complete
-    assert reader.read(reader.log.size, 4096) == b""
-    assert reader.read(reader.log.size + 10_000, 4096) == b""
+    assert reader.read(reader.size, 4096) == b""
+    assert reader.read(reader.size + 10_000, 4096) == b""
     assert read_all(reader).count(b"\n") == 10
     reader.close()
 
@@ -450,10 +537,10 @@ def test_close_stops_the_scheduler_mid_fetch(
     streamed, polled = emulator.submit(TICKER), emulator.submit(TICKER)
     monkeypatch.setattr(logfollow, "MAX_STREAMS", 1)
     try:
-        readers = [store.open(streamed)]
+        readers = [store.open(streamed, TEXT)]
         wait_for(lambda: requests(emulator, "stream_logs") == 1, what="a stream")
         polls = log_requests(emulator)
-        readers.append(store.open(polled))  # brought up to now: one request
+        readers.append(store.open(polled, TEXT))  # brought up to now: one request
         # The other log is polled (beyond the stream cap), and its polls hang for 30 s.
         emulator.fault(endpoint="get_logs", mode="delay", delay=30, jobname=polled, count=100)
         wait_for(lambda: log_requests(emulator) > polls + 1, what="a poll under way")
@@ -476,13 +563,15 @@ def test_running_backlog_longer_than_a_page_is_fetched_in_order(
     jobname = emulator.create_finished(status="Running", log_lines=15_000)
     store = LogStore(client, JobRegistry(client), tmp_path)
     before = log_requests(emulator)
-    reader = store.open(jobname)
+    reader = store.open(jobname, TEXT)
     assert log_requests(emulator) == before + 2  # the newest 10,000, then the rest + top
     assert not reader.log.complete
     lines = read_all(reader).decode().splitlines()
     assert lines == [synthetic_line(jobname, n) for n in range(1, 15_001)]
     assert not (tmp_path / "logs" / f"{jobname}.log").exists()  # not final: never reused
-    assert len(os.listdir(tmp_path / "tmp")) == 1  # the growing file, no chunks
+    assert (
+        len(os.listdir(tmp_path / "tmp")) == 2
+    )  # the growing files (one per rendering), no chunks
     reader.close()
     store.close()
     assert os.listdir(tmp_path / "tmp") == []  # a later mount could not resume it
@@ -491,7 +580,7 @@ def test_running_backlog_longer_than_a_page_is_fetched_in_order(
 def test_overlapping_fetches_append_each_message_once(emulator: Emulator, store: LogStore) -> None:
     # A stream and an open's catch-up may both bring the messages after one reference.
     jobname = emulator.create_finished(status="Running", log_lines=10)
-    reader = store.open(jobname)
+    reader = store.open(jobname, TEXT)
     newest = reader.log.newest
     assert newest is not None and newest.event_id == "10"
 
@@ -512,17 +601,18 @@ def test_overlapping_fetches_append_each_message_once(emulator: Emulator, store:
 
 def test_log_file_names_stay_inside_the_logs_directory() -> None:
     for jobname in ("../../etc/passwd", ".hidden", "a/b", "jr-ok"):
-        name = _file_name(jobname)
+        name = _file_name(jobname, JSONL)
         assert "/" not in name and not name.startswith(".")
-    assert _file_name("jr-eezd3arpcj") == "jr-eezd3arpcj.log"
+    assert _file_name("jr-eezd3arpcj", TEXT) == "jr-eezd3arpcj.log"
+    assert _file_name("jr-eezd3arpcj", JSONL) == "jr-eezd3arpcj.jsonl"
 
 
 def test_log_empty_at_first_fills_in_when_the_job_prints(
     emulator: Emulator, store: LogStore
 ) -> None:
     jobname = emulator.submit("while [ ! -e go ]; do sleep 0.05; done; echo first; echo second")
-    reader = store.open(jobname)
-    assert reader.log.size == 0 and not reader.log.complete
+    reader = store.open(jobname, TEXT)
+    assert reader.size == 0 and not reader.log.complete
     (Path(emulator.admin("GET", f"jobs/{jobname}")["work_dir"]) / "go").touch()
     wait_for(lambda: reader.log.complete, what="the log to be complete")
     assert read_all(reader) == b"first\nsecond\n"
@@ -548,13 +638,11 @@ def test_failed_backlog_leaves_nothing_and_the_next_open_starts_over(
     jobname = fresh_emulator.create_finished(status="Completed", log_lines=25_000)
     store = LogStore(client, JobRegistry(client), tmp_path / "cache")
     with pytest.raises(ServerError):
-        store.open(jobname)  # the newest page arrived, the next one failed
-    log = store.log(jobname)
-    assert log.size == 0 and not log.complete
+        store.open(jobname, TEXT)  # the newest page arrived, the next one failed
     assert os.listdir(tmp_path / "cache" / "tmp") == []
     assert os.listdir(tmp_path / "cache" / "logs") == []
-    reader = store.open(jobname)
-    assert log.complete
+    reader = store.open(jobname, TEXT)
+    assert reader.log.complete
     assert read_all(reader).count(b"\n") == 25_000
     assert fresh_emulator.stats()["requests"]["get_logs"] == 2 + 3
     reader.close()
@@ -613,7 +701,7 @@ def test_a_server_that_sends_the_same_page_for_older_messages_fails_the_fetch(
     store = LogStore(client, JobRegistry(client), tmp_path)
     try:
         with pytest.raises(ServerError, match="same messages again"):
-            store.open("jr-loop")
+            store.open("jr-loop", TEXT)
         assert len(same_page_server.asked) == 2  # the newest, then one "older" page: no loop
         assert os.listdir(tmp_path / "tmp") == []  # and no chunk files left behind
     finally:
@@ -628,7 +716,7 @@ def test_a_server_that_sends_the_same_page_for_newer_messages_fails_the_poll(
     client = JuliaHubClient(same_page_server.url, TokenSource(token="t" * 20))
     store = LogStore(client, JobRegistry(client), tmp_path, page_size=3)  # every page full
     try:
-        reader = store.open("jr-loop")
+        reader = store.open("jr-loop", TEXT)
         # Ends (asking again and again would never return), with the reason.
         with pytest.raises(ServerError, match="same messages again"):
             reader.log.poll()

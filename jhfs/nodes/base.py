@@ -72,7 +72,8 @@ class Node(ABC):
         raise NotADirectory()
 
     def readdir_plus(self) -> list[tuple[str, Attrs | None]]:
-        """The entries, each with its attributes where they cost no request (else None)."""
+        """The entries, each with its attributes where they cost no request, else its
+        type alone (`type_only`) or None."""
         return [(name, None) for name in self.readdir()]
 
     def open(self, flags: int) -> Handle:
@@ -126,6 +127,17 @@ class Directory(Node):
 
     def readdir(self) -> list[str]:
         return self.children()
+
+
+def type_only(node: Node) -> Attrs:
+    """A listing entry's type alone (a directory or a regular file), for a node whose
+    attributes may cost a request."""
+    return {"st_mode": stat.S_IFDIR if isinstance(node, Directory) else stat.S_IFREG}
+
+
+def is_type_only(attrs: Attrs) -> bool:
+    """Whether a listing entry's attributes are its type alone (`type_only`)."""
+    return attrs.keys() == {"st_mode"}
 
 
 def require_read_only(flags: int) -> None:

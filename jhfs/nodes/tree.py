@@ -17,7 +17,7 @@ from typing import TypeVar
 from jhfs.client import Job, JobFile
 from jhfs.client.once import warn_once
 from jhfs.nodes import views
-from jhfs.nodes.base import XATTR_NAMESPACE, Attrs, Directory, Node
+from jhfs.nodes.base import XATTR_NAMESPACE, Attrs, Directory, Node, type_only
 from jhfs.nodes.context import MountContext
 from jhfs.nodes.ctl import CtlFile
 from jhfs.nodes.errors import NoSuchName
@@ -25,6 +25,7 @@ from jhfs.nodes.jobfile import JobFileNode
 from jhfs.nodes.logs import LogsFile
 from jhfs.nodes.text import HostnameFile, InfoFile, ResultsFile, ServerFile, StatusFile
 from jhfs.nodes.wait import WaitFile
+from jhfs.state.logformat import Rendering
 
 logger = logging.getLogger(__name__)
 
@@ -161,13 +162,20 @@ class JobDir(Directory):
         return self.job if self.job.is_final else self.ctx.registry.get(self.job.jobname)
 
     def children(self) -> list[str]:
-        names = ["status", "info.json", "server.json", "results", "logs", "files", "ctl"]
+        names = [
+            "status", "info.json", "server.json", "results", "logs", "logs.jsonl", "files", "ctl"
+        ]  # fmt: skip
         if self.fresh_job().hostname:
             names.append("hostname")
         return names
 
     def nlink(self) -> int:
         return 3  # files/
+
+    def readdir_plus(self) -> list[tuple[str, Attrs | None]]:
+        # Each entry's type: `find` and `ls` then know what to descend into
+        # without a stat, which for the logs would fetch them (their size).
+        return [(name, type_only(self.lookup(name))) for name in self.children()]
 
     def lookup(self, name: str) -> Node:
         job, ctx = self.fresh_job(), self.ctx
@@ -181,7 +189,9 @@ class JobDir(Directory):
             case "results":
                 return ResultsFile(ctx, job)
             case "logs":
-                return LogsFile(ctx, job)
+                return LogsFile(ctx, job, Rendering.TEXT)
+            case "logs.jsonl":
+                return LogsFile(ctx, job, Rendering.JSONL)
             case "files":
                 return FilesDir(ctx, job)
             case "ctl":

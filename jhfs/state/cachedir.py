@@ -2,7 +2,7 @@
 
 Layout under the per-server cache directory (all dirs 0700, files 0600):
   blobs/<hex sha256>   verified job files (files.FileCache)
-  logs/<jobname>.log   complete logs of finished jobs (logs.LogStore)
+  logs/<jobname>.log   complete logs of finished jobs, and .jsonl beside (logs.LogStore)
   partial/<hex sha256> downloads stopped before their end, kept to resume (partial)
   listing.jsonl        the latest job listing, for when the server is down (saved)
   jobs/<hex sha256>.json  final jobs seen outside it, by the hash of their name (saved)

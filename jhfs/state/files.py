@@ -90,8 +90,9 @@ class FileCache:
     just been verified. A file without a hash yet raises FileNotReadyError.
     `strict` (verify=full) serves no byte before the hash matched.
     `log_in_use(path)` tells whether a finished log may not be evicted (its
-    owner, jhfs.state.logs, has it open). `on_missing(jobname)` hears of a
-    download the server answered with a 404 although it listed the file.
+    owner, jhfs.state.logs, uses it); `log_stored` counts one that came in.
+    `on_missing(jobname)` hears of a download the server answered with a 404
+    although it listed the file.
     """
 
     def __init__(
@@ -384,6 +385,12 @@ class FileCache:
             count = self._open.pop(key) - 1
             if count:
                 self._open[key] = count
+        self._trim()
+
+    def log_stored(self, size: int) -> None:
+        """A finished log of `size` bytes came into the logs directory: what is least
+        recently used goes if the cache is now over its size."""
+        self._space.added(size)
         self._trim()
 
     def _trim(self) -> None:

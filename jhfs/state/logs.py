@@ -2,13 +2,20 @@
 
 Owns <cache_dir>/logs (complete logs of finished jobs, reused across mounts),
 the growing logs of running jobs in <cache_dir>/tmp, and which logs stay in
-memory. A log's bytes are every message + "\\n", oldest first. Bytes live only
-on disk; memory holds a few counters per log, for the logs someone has open
-and at most `max_idle` others (least recently used first to go).
+memory. A log is two files, its renderings (jhfs.state.logformat): the text
+(every message + "\\n", oldest first) and the JSON lines, written together
+from the same fetched messages. Bytes live only on disk; memory holds a few
+counters per log, for the logs someone has open and at most `max_idle` others
+(least recently used first to go).
+
+Sizes: a stat asks `LogStore.size`, which fetches what is needed to know the
+size (a finished job's whole log, once; a running job's backlog, or what is
+new since it was brought up to now CURRENT_FOR ago), so that a program that
+copies st_size bytes (tar, sendfile) copies the whole log.
 
 Reading: each open file holds a descriptor of the log's file and reads it
 with os.pread up to the size known, so a complete log that cache eviction
-deletes (this mount's, only when no open file uses it: `in_use`; or another
+deletes (this mount's, only when nothing pins it: `in_use`; or another
 mount's sharing the directory) still reads to its end for whoever opened
 it. The next open fetches it again.
 
@@ -18,7 +25,7 @@ of a running log known before catches up with one page after its newest
 message (none if it was brought up to now in the last CURRENT_FOR seconds).
 While a running log is open, jhfs.state.logfollow appends what the job logs,
 and following stops at the last close; nothing is asked about a log nobody
-has open.
+has open or stats.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from jhfs.state.errors import CacheChurnError, ShuttingDownError
 from jhfs.state.flight import SingleFlight
 from jhfs.state.freshness import CURRENT_FOR
 from jhfs.state.logfollow import LogFollower
+from jhfs.state.logformat import Rendering
 from jhfs.state.registry import JobRegistry
 from jhfs.state.waiting import Waiter
 
@@ -60,7 +68,6 @@ OPEN_ATTEMPTS = 3  # fetches of a complete log that eviction deletes before an o
 MAX_LOG_PAGES = 1000
 _SYNC = "sync"  # the single-flight key of a log's fetches
 _COPY_CHUNK = 1 << 20
-_SUFFIX = ".log"
 
 
 def _check_pages(jobname: str, pages: int) -> None:
@@ -71,15 +78,20 @@ def _check_pages(jobname: str, pages: int) -> None:
         )
 
 
-def _file_name(jobname: str) -> str:
-    """A file name for the job that cannot escape the logs directory."""
+def _file_name(jobname: str, rendering: Rendering) -> str:
+    """A file name for the job's rendering that cannot escape the logs directory
+    (its one dot is the suffix's)."""
     quoted = urllib.parse.quote(jobname, safe="-_")
-    return quoted.replace(".", "%2E") + _SUFFIX
+    return quoted.replace(".", "%2E") + rendering.value
 
 
-def _encode(messages: Sequence[LogMessage]) -> bytes:
-    # A lone surrogate from a JSON escape cannot be UTF-8: show it as U+FFFD.
-    return "".join(m.message + "\n" for m in messages).encode("utf-8", "replace")
+def _of_file_name(name: str) -> tuple[str, Rendering] | None:
+    """The job and rendering whose file name `name` is (None: no log's)."""
+    quoted, dot, suffix = name.partition(".")
+    try:
+        return urllib.parse.unquote(quoted), Rendering(dot + suffix)
+    except ValueError:
+        return None
 
 
 def _without(messages: list[LogMessage], reference: LogMessage) -> list[LogMessage]:
@@ -130,15 +142,22 @@ def _fsync(path: Path) -> None:
 
 
 class LogReader:
-    """One open file of a log: its own descriptor of the log's file."""
+    """One open file of a log's rendering: its own descriptor of the rendering's file."""
 
-    def __init__(self, log: JobLog, fd: int) -> None:
+    def __init__(self, log: JobLog, rendering: Rendering, fd: int, complete: bool) -> None:
         self.log = log
+        self.rendering = rendering
+        self.complete = complete  # the log was complete at the open: it will never change
         self._fd = fd
+
+    @property
+    def size(self) -> int:
+        """Bytes of the rendering known so far."""
+        return self.log.size_of(self.rendering)
 
     def read(self, offset: int, size: int) -> bytes:
         """Bytes known at [offset, offset+size); b"" past the known end (never blocks)."""
-        known = self.log.size
+        known = self.size
         if offset >= known or size <= 0 or offset < 0:
             return b""
         size = min(size, known - offset)
@@ -158,15 +177,16 @@ class LogReader:
 
 
 class JobLog:
-    """One job's log as bytes: every message + "\\n", oldest first.
+    """One job's log as bytes, in each rendering: every message as one line, oldest first.
 
-    Thread-safe. `_lock` guards the bookkeeping (path, size, newest message,
+    Thread-safe. `_lock` guards the bookkeeping (paths, sizes, newest message,
     handles, following) and is never held across HTTP. Fetches run inside a
     single flight; appending newer messages (a fetch's or the stream's) holds
-    `_write_lock`, so there is one writer at a time. The file's inode never
-    changes once loaded (an empty log grows in place; the final name is a
-    rename), which is what the open files' descriptors rely on; only a
-    complete log deleted by eviction is fetched into a new file.
+    `_write_lock`, so there is one writer at a time, which writes every
+    rendering. The files' inodes never change once loaded (an empty log grows
+    in place; the final names are renames), which is what the open files'
+    descriptors rely on; only a complete log deleted by eviction is fetched
+    into new files.
     """
 
     def __init__(self, store: LogStore, jobname: str) -> None:
@@ -174,11 +194,11 @@ class JobLog:
         self._store = store
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._final_path = store.logs_dir / _file_name(jobname)
-        self._path: Path | None = None  # where the known bytes are; None before load
-        self._size = 0
+        self._final_paths = {r: store.logs_dir / _file_name(jobname, r) for r in Rendering}
+        self._paths: dict[Rendering, Path] | None = None  # where the known bytes are
+        self._sizes = dict.fromkeys(Rendering, 0)
         self._loaded = False  # the backlog reached the top of the log
-        self._complete = False  # the bottom was seen: the file is final
+        self._complete = False  # the bottom was seen: the files are final
         self._ended = False  # the job is done but no bottom came: nothing to follow
         self._newest: LogMessage | None = None  # paging reference for newer messages
         self._current_until = 0.0  # brought up to now lately: current until then
@@ -187,37 +207,54 @@ class JobLog:
         self.pins = 0  # open files + follow: the store keeps it in memory (store's lock)
         self._flight: SingleFlight[str, int] = SingleFlight()
         try:
-            size = self._final_path.stat().st_size
+            sizes = {r: path.stat().st_size for r, path in self._final_paths.items()}
         except FileNotFoundError:
+            # Not cached, or one rendering evicted (or from a jhfs before
+            # logs.jsonl): fetched again.
             return
         # Written by this or an earlier mount, renamed into place only once complete.
-        self._path, self._size, self._loaded, self._complete = self._final_path, size, True, True
+        self._paths, self._sizes = dict(self._final_paths), sizes
+        self._loaded = self._complete = True
 
     # -- what the nodes read -------------------------------------------------
 
-    @property
-    def size(self) -> int:
-        """Bytes known so far (never blocks, never makes a request)."""
-        return self._size
+    def size_of(self, rendering: Rendering) -> int:
+        """Bytes of the rendering known so far (never blocks, never makes a request)."""
+        return self._sizes[rendering]
 
     @property
     def complete(self) -> bool:
         """The whole log is on disk and will never change (the job finished)."""
         return self._complete
 
-    @property
-    def final_path(self) -> Path:
-        """Where the complete log is kept, in the logs directory."""
-        return self._final_path
+    def final_path(self, rendering: Rendering) -> Path:
+        """Where the rendering of the complete log is kept, in the logs directory."""
+        return self._final_paths[rendering]
 
-    @property
-    def in_use(self) -> bool:
-        """An open file reads this log."""
+    def known_size(self, rendering: Rendering) -> int:
+        """The rendering's size as a stat shows it (blocks while fetched; call with a
+        pin held).
+
+        Known without a request: a complete log's, that of a job that ended,
+        of a log open files follow, or of one brought up to now within
+        CURRENT_FOR. Otherwise the log is brought up to now first, as an open
+        does: a finished job's whole log is fetched (once: it stays on disk),
+        a running job's backlog or what it logged since.
+        """
         with self._lock:
-            return self._handles > 0
+            known = self._loaded and (
+                self._complete
+                or self._ended
+                or self._handles > 0
+                or self._store.clock() < self._current_until
+            )
+        if not known:
+            self._flight.do(_SYNC, self._sync, self._store.waiter)
+            self.mark_current()
+        return self.size_of(rendering)
 
-    def open(self) -> LogReader:
-        """An open file of the log, readable from its start (blocks while it is fetched).
+    def open(self, rendering: Rendering) -> LogReader:
+        """An open file of the rendering, readable from its start (blocks while fetched).
 
         Brings the log up to now: a finished job's all of it (once, to disk), a
         running job's backlog, or what it logged since it was last followed.
@@ -226,9 +263,9 @@ class JobLog:
         for _ in range(OPEN_ATTEMPTS):
             self._bring_up_to_date()
             with self._lock:
-                assert self._path is not None  # loaded
+                assert self._paths is not None  # loaded
                 try:
-                    fd = os.open(self._path, os.O_RDONLY)
+                    fd = os.open(self._paths[rendering], os.O_RDONLY)
                 except FileNotFoundError:
                     if self._complete:
                         continue  # evicted since: fetch it again
@@ -237,14 +274,17 @@ class JobLog:
                 follow = not (self._complete or self._ended or self._following)
                 follow = follow and not self._store.closed
                 self._following = self._following or follow
-                complete = self._complete
+                complete, paths = self._complete, self._paths
             if complete:
-                with contextlib.suppress(OSError):
-                    os.utime(fd)  # eviction goes by mtime: least recently opened first
+                # Eviction goes by mtime, least recently opened first: the
+                # renderings count as opened together, so they go together.
+                for path in paths.values():
+                    with contextlib.suppress(OSError):
+                        os.utime(path)
             if follow:
                 self._store.pin(self)
                 self._start_following()
-            return LogReader(self, fd)
+            return LogReader(self, rendering, fd, complete)
         raise CacheChurnError(
             f"the log of {self.jobname} was evicted from the cache {OPEN_ATTEMPTS} times "
             "as soon as it was fetched: the cache is too small for what the mounts sharing it use"
@@ -298,32 +338,35 @@ class JobLog:
     def apply_newer(
         self, reference: LogMessage | None, messages: list[LogMessage], *, bottom: bool
     ) -> int | None:
-        """Append `messages`, fetched as those after `reference`, that the file lacks;
+        """Append `messages`, fetched as those after `reference`, that the files lack;
         `bottom`: the log ends after them. Returns how many were added.
 
         `reference` None: they come from a stream that began at the end of the
-        log while the file had no message. None (nothing written) once the file
-        has one: the two may overlap, so the caller streams again after it.
+        log while the files had no message. None (nothing written) once they
+        have one: the two may overlap, so the caller streams again after it.
         """
         with self._write_lock:
             with self._lock:
-                newest, path = self._newest, self._path
-                if self._complete or path is None or self._store.closed:
+                newest, paths = self._newest, self._paths
+                if self._complete or paths is None or self._store.closed:
                     return 0
             if reference is None and newest is not None:
                 return None
             fresh = messages if reference is None else _newer_than(messages, reference, newest)
             if fresh:
-                data = _encode(fresh)
-                _append(path, data)
+                data = {rendering: rendering.encode(fresh) for rendering in Rendering}
+                for rendering, rendered in data.items():
+                    _append(paths[rendering], rendered)
                 with self._lock:
-                    # Bytes first, then the size that makes readers see them.
-                    self._size += len(data)
+                    # Bytes first, then the sizes that make readers see them.
+                    for rendering, rendered in data.items():
+                        self._sizes[rendering] += len(rendered)
                     self._newest = fresh[-1]
-            if bottom:
-                self._finish()
+            stored = self._finish() if bottom else 0
         if fresh:
             self._store.on_grow(self.jobname)
+        if stored:
+            self._store.on_stored(stored)
         return len(fresh)
 
     def follow_ended(self, cancelled: bool) -> None:
@@ -354,10 +397,14 @@ class JobLog:
 
     # -- fetching ---------------------------------------------------------------
 
+    def _on_disk(self) -> bool:
+        """Every rendering of the complete log is in the logs directory."""
+        return all(path.exists() for path in self._final_paths.values())
+
     def _bring_up_to_date(self) -> None:
         with self._lock:
             if self._complete:
-                if self._final_path.exists():
+                if self._on_disk():
                     return
             elif self._loaded and self._store.clock() < self._current_until:
                 return  # fetched or followed a moment ago
@@ -375,7 +422,7 @@ class JobLog:
         with self._lock:
             complete, loaded, newest = self._complete, self._loaded, self._newest
         if complete:
-            if self._final_path.exists():
+            if self._on_disk():
                 return 0
             logger.info("%s: the cached log was deleted; fetching it again", self.jobname)
             return self._fetch_backlog()
@@ -387,7 +434,8 @@ class JobLog:
 
     def _fetch_backlog(self) -> int:
         store = self._store
-        chunks: list[tuple[Path, int]] = []  # newest first
+        # Each rendering's chunk files, newest first.
+        chunks: dict[Rendering, list[tuple[Path, int]]] = {r: [] for r in Rendering}
         count, pages = 0, 1
         try:
             page = store.client.log_page(self.jobname, nentries=store.page_size)
@@ -396,7 +444,8 @@ class JobLog:
             messages = page.messages
             while True:
                 if messages:
-                    chunks.append(self._write_chunk(messages))
+                    for rendering, rendered in chunks.items():
+                        rendered.append(self._write_chunk(rendering, messages))
                     count += len(messages)
                 if page.has_top:
                     break
@@ -418,35 +467,53 @@ class JobLog:
                         f"again when asked for older ones (page {pages})"
                     )
             with self._write_lock:
-                self._install(chunks, newest)
+                resized = self._install(chunks, newest)
         finally:
-            for chunk, _ in chunks:
-                chunk.unlink(missing_ok=True)
+            for rendered in chunks.values():
+                for chunk, _ in rendered:
+                    chunk.unlink(missing_ok=True)
         logger.debug("%s: fetched %d log messages in %d pages", self.jobname, count, pages)
         if has_bottom:
             with self._write_lock:
-                self._finish()
+                stored = self._finish()
+            if stored:
+                store.on_stored(stored)
+        if resized:
+            # The kernel may hold a size from before (a log dropped from memory
+            # and fetched again): a page-cached read must not stop there.
+            store.on_grow(self.jobname)
         return count
 
-    def _install(self, chunks: list[tuple[Path, int]], newest: LogMessage | None) -> None:
-        """Make the fetched backlog the log's bytes (with the write lock held)."""
+    def _install(
+        self, chunks: dict[Rendering, list[tuple[Path, int]]], newest: LogMessage | None
+    ) -> bool:
+        """Make the fetched backlog the log's bytes (with the write lock held); whether
+        its sizes changed."""
         if self._store.closed:
             raise ShuttingDownError(f"the mount is ending: the log of {self.jobname} is dropped")
         with self._lock:
             # A running log is fetched again only while it is empty (no newest
-            # message to page after), and open files hold its descriptor: it
+            # message to page after), and open files hold its descriptors: it
             # grows in place.
-            grow = self._path if not self._complete else None
-        if grow is not None:
-            size, path = self._copy(chunks, grow), grow
-        else:
-            path, size = self._join(chunks)
+            grow = self._paths if not self._complete else None
+        paths: dict[Rendering, Path] = {}
+        sizes: dict[Rendering, int] = {}
+        for rendering, rendered in chunks.items():
+            if grow is not None:
+                paths[rendering] = grow[rendering]
+                sizes[rendering] = self._copy(rendered, grow[rendering])
+            else:
+                paths[rendering], sizes[rendering] = self._join(rendering, rendered)
         with self._lock:
-            self._path, self._size, self._newest, self._loaded = path, size, newest, True
+            resized = sizes != self._sizes
+            self._paths, self._sizes, self._newest, self._loaded = paths, sizes, newest, True
             self._complete = False  # a deleted complete log comes back through _finish
+        return resized
 
-    def _write_chunk(self, messages: Sequence[LogMessage]) -> tuple[Path, int]:
-        data = _encode(messages)
+    def _write_chunk(
+        self, rendering: Rendering, messages: Sequence[LogMessage]
+    ) -> tuple[Path, int]:
+        data = rendering.encode(messages)
         fd, path = temp_file(self._store.tmp_dir, ".chunk")
         try:
             _write_all(fd, data)
@@ -454,12 +521,12 @@ class JobLog:
             os.close(fd)
         return path, len(data)
 
-    def _join(self, chunks: list[tuple[Path, int]]) -> tuple[Path, int]:
+    def _join(self, rendering: Rendering, chunks: list[tuple[Path, int]]) -> tuple[Path, int]:
         """One new file of the chunks, oldest first (the one chunk itself if only one)."""
         if len(chunks) == 1:
             path, size = chunks.pop()
             return path, size
-        fd, path = temp_file(self._store.tmp_dir, _SUFFIX)
+        fd, path = temp_file(self._store.tmp_dir, rendering.value)
         os.close(fd)
         return path, self._copy(chunks, path)
 
@@ -495,34 +562,48 @@ class JobLog:
                 return count  # caught up; a full page means more are waiting
             newest, seen = messages[-1], {m.event_id for m in messages if m.event_id}
 
-    def _finish(self) -> None:
-        """The bottom was seen: move the file to its final name for this and later mounts.
+    def _finish(self) -> int:
+        """The bottom was seen: move the files to their final names for this and later
+        mounts; the bytes that came into the logs directory.
 
-        With the write lock held. The bytes reach the disk before the name
-        does: a complete log on disk is trusted by later mounts.
+        With the write lock held. The bytes reach the disk before the names
+        do: a complete log on disk is trusted by later mounts, once every
+        rendering has its final name.
         """
         with self._lock:
-            path = self._path
-            if self._complete or path is None:
-                return
-        if path != self._final_path:
-            _fsync(path)
+            paths = self._paths
+            if self._complete or paths is None:
+                return 0
+        final = self._final_paths
+        moving = paths != final  # all of them: the renderings are made together
+        if moving:
+            for path in paths.values():
+                _fsync(path)
         with self._lock:
-            if path != self._final_path:
+            if moving:
                 # Under the lock: an open never sees a name that is about to go.
-                durable_rename(path, self._final_path)
-                self._path = self._final_path
+                # The text goes last, and the one fsync of the directory makes
+                # both names durable.
+                os.replace(paths[Rendering.JSONL], final[Rendering.JSONL])
+                durable_rename(paths[Rendering.TEXT], final[Rendering.TEXT])
+                self._paths = dict(final)
             self._complete = True
-        logger.debug("%s: log complete, %d bytes", self.jobname, self._size)
+            sizes = self._sizes
+        logger.debug("%s: log complete, %s bytes", self.jobname, sizes)
+        return sum(sizes.values()) if moving else 0
 
     def discard_partial(self) -> None:
-        """Delete the growing file of an unfinished log (no later mount can resume it)."""
+        """Delete the growing files of an unfinished log (no later mount can resume it)."""
         with self._lock:
-            if self._complete or self._path is None:
+            if self._complete or self._paths is None:
                 return
-            path, self._path, self._size, self._loaded = self._path, None, 0, False
-            self._newest = None
-        path.unlink(missing_ok=True)
+            paths, self._paths, self._loaded = self._paths, None, False
+            self._sizes, self._newest = dict.fromkeys(Rendering, 0), None
+        for path in paths.values():
+            path.unlink(missing_ok=True)
+        # The kernel forgets the size it may hold: the next one known may be larger
+        # (fetched again, or complete on disk from another mount).
+        self._store.on_grow(self.jobname)
 
 
 class LogStore:
@@ -537,13 +618,18 @@ class LogStore:
         page_size: int = LOG_PAGE_CAP,
         max_idle: int = MAX_IDLE_LOGS,
         on_grow: Callable[[str], None] = lambda jobname: None,
+        on_stored: Callable[[int], None] = lambda size: None,
         waiter: Waiter | None = None,
     ) -> None:
         self.client = client
         self.waiter = waiter
-        # Told the job's name after a followed log grew (outside every lock),
-        # so that the kernel forgets the size it caches.
+        # Told the job's name whenever its log's sizes changed other than by a
+        # stat (a followed log grew, a log fetched again or dropped), outside
+        # every lock, so that the kernel forgets the sizes it caches.
         self.on_grow = on_grow
+        # Told the bytes of each log that comes into the logs directory (outside
+        # every lock), which count toward the cache's size.
+        self.on_stored = on_stored
         self.registry = registry
         self.page_size = page_size
         self.clock = time.monotonic
@@ -561,51 +647,36 @@ class LogStore:
     def closed(self) -> bool:
         return self._stopping.is_set()
 
-    def log(self, jobname: str) -> JobLog:
-        """The one JobLog of this job (created on first use; checks the disk cache)."""
-        with self._lock:
-            found = self._find(jobname)
-        if found is not None:
-            return found
-        created = JobLog(self, jobname)  # stats the disk: outside the store's lock
-        with self._lock:
-            found = self._find(jobname)
-            if found is not None:
-                return found
-            self._idle[jobname] = created
-            evicted = self._trim()
-        for log in evicted:
-            log.discard_partial()
-        return created
-
-    def open(self, jobname: str) -> LogReader:
-        """An open file of the job's log (blocks while it is fetched; see JobLog.open)."""
-        with self._lock:
-            log = self._find(jobname)
-            if log is not None:
-                self._pin(log)
-        if log is None:
-            created = JobLog(self, jobname)  # stats the disk: outside the store's lock
-            with self._lock:
-                log = self._find(jobname)
-                if log is None:
-                    log = created
-                self._pin(log)
+    def size(self, jobname: str, rendering: Rendering) -> int:
+        """The size of a rendering of the job's log, as a stat shows it (blocks while
+        it is fetched; see JobLog.known_size)."""
+        log = self._pinned_log(jobname)  # not dropped from memory while it is fetched
         try:
-            return log.open()
+            return log.known_size(rendering)
+        finally:
+            self.unpin(log)
+
+    def open(self, jobname: str, rendering: Rendering) -> LogReader:
+        """An open file of a rendering of the job's log (blocks while it is fetched;
+        see JobLog.open)."""
+        log = self._pinned_log(jobname)
+        try:
+            return log.open(rendering)
         except BaseException:
             self.unpin(log)
             raise
 
     def in_use(self, path: Path) -> bool:
-        """An open file of this mount reads the log file at `path` (in the logs directory)."""
+        """This mount uses the log file at `path` (in the logs directory): the log is
+        pinned (open, being opened or stat'ed), so eviction must leave it."""
         path = Path(os.path.abspath(path))
-        if path.parent != Path(os.path.abspath(self.logs_dir)) or path.suffix != _SUFFIX:
+        named = _of_file_name(path.name)
+        if path.parent != Path(os.path.abspath(self.logs_dir)) or named is None:
             return False
-        jobname = urllib.parse.unquote(path.name[: -len(_SUFFIX)])
+        jobname, rendering = named
         with self._lock:
             log = self._pinned.get(jobname)
-        return log is not None and log.final_path.name == path.name and log.in_use
+        return log is not None and log.final_path(rendering).name == path.name
 
     def pin(self, log: JobLog) -> None:
         """Keep a log that is already pinned in memory once more (its follow)."""
@@ -632,6 +703,22 @@ class LogStore:
             logs = [*self._pinned.values(), *self._idle.values()]
         for log in logs:
             log.discard_partial()
+
+    def _pinned_log(self, jobname: str) -> JobLog:
+        """The one JobLog of this job (created on first use; checks the disk cache),
+        pinned: unpin it when done."""
+        with self._lock:
+            log = self._find(jobname)
+            if log is not None:
+                self._pin(log)
+                return log
+        created = JobLog(self, jobname)  # stats the disk: outside the store's lock
+        with self._lock:
+            log = self._find(jobname)
+            if log is None:
+                log = created
+            self._pin(log)
+        return log
 
     # -- with the lock held ------------------------------------------------------
 

@@ -1,0 +1,60 @@
+"""How a job's log messages are written out: the two renderings of one log.
+
+`logs` is the text, every message + "\\n". `logs.jsonl` is one JSON object per
+message and line, with the fields of JuliaHub.jl's JobLogMessage:
+
+    {"timestamp": "2024-05-01T12:00:00.250Z", "eventId": "17", "message": "...",
+     "keywords": {...}, "metadata": {...}}
+
+- `timestamp`: ISO 8601 in UTC with milliseconds and a `Z`, as the server
+  writes it, whichever form it came in (ISO text with any offset, or unix
+  milliseconds); null when the server gave none. Milliseconds are the log's
+  own unit (the server pages by them): finer digits are cut.
+- `eventId`: the server's id of the message, as a string (null if none).
+- `message`: the text, as in `logs`.
+- `keywords`, `metadata`: the objects as the server sent them ({} for null).
+
+Both are written from the same fetched messages (jhfs.state.logs), so line N
+of one is message N of the other.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Sequence
+
+from jhfs.client import LogMessage
+
+# Compact, and non-ASCII text as itself (greppable) rather than \\u escapes.
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+class Rendering(enum.Enum):
+    """A file of a job's log; its value is the suffix of its file in the cache."""
+
+    TEXT = ".log"
+    JSONL = ".jsonl"
+
+    def encode(self, messages: Sequence[LogMessage]) -> bytes:
+        """The bytes of `messages` in this rendering, one line each."""
+        if self is Rendering.TEXT:
+            text = "".join(m.message + "\n" for m in messages)
+            # A lone surrogate from a JSON escape cannot be UTF-8: shown as "?".
+            return text.encode("utf-8", "replace")
+        text = "".join(_JSON.encode(_fields(m)) + "\n" for m in messages)
+        # Here a lone surrogate is inside a JSON string, where backslashreplace
+        # writes it as the JSON escape it came as (\\udc80): kept, and still JSON.
+        return text.encode("utf-8", "backslashreplace")
+
+
+def _fields(message: LogMessage) -> dict[str, object]:
+    stamp = message.timestamp
+    return {
+        # parse_timestamp gives UTC: isoformat ends in "+00:00".
+        "timestamp": None if stamp is None else stamp.isoformat("T", "milliseconds")[:-6] + "Z",
+        "eventId": message.event_id,
+        "message": message.message,
+        "keywords": message.keywords,
+        "metadata": message.metadata,
+    }
