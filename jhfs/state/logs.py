@@ -410,15 +410,22 @@ class JobLog:
                 return  # fetched or followed a moment ago
         # For an open: the fetch runs on the Waiter's pool, so that Ctrl-C, the
         # deadline or the unmount end the open while the fetch goes on.
-        try:
-            self._flight.do(_SYNC, self._sync, self._store.waiter)
-        except ListedButMissingError:
-            self._store.registry.forget(self.jobname)
-            raise
+        self._flight.do(_SYNC, self._sync, self._store.waiter)
         self.mark_current()
 
     def _sync(self) -> int:
-        """Bring the file up to now (inside the single flight); returns messages added."""
+        """Bring the file up to now (inside the single flight); returns messages added.
+
+        A 404 for the log of a listed job has the registry forget the job: what
+        it holds of it may be out of date.
+        """
+        try:
+            return self._sync_now()
+        except ListedButMissingError:
+            self._store.registry.forget(self.jobname)
+            raise
+
+    def _sync_now(self) -> int:
         with self._lock:
             complete, loaded, newest = self._complete, self._loaded, self._newest
         if complete:
