@@ -2,7 +2,7 @@
 
 The parse_* functions turn decoded JSON into frozen dataclasses and raise
 ServerError, with a message naming the field, for anything malformed. The
-quirks of the real service (see juliahub-api.md) are accepted: `inputs` null
+quirks of the real service are accepted: `inputs` null
 or backslash-escaped JSON text, `size` null, hash members null, hash values as
 base64 or hex, timestamps as ISO text, integer milliseconds or missing,
 unknown status values, `proxy_link` that is not a bare https host, and a log
