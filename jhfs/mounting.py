@@ -70,8 +70,8 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
     waiter = Waiter(operation_abandoned)
     kernel_cache = KernelCache()
 
-    def forget_job_files(jobname: str) -> None:
-        for path in generated_paths(jobname):
+    def forget(paths: list[str]) -> None:
+        for path in paths:
             kernel_cache.invalidate(path)
 
     registry = JobRegistry(
@@ -79,12 +79,8 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         jobs_limit=settings.jobs_limit,
         waiter=waiter,
         saved=SavedJobs(settings.cache_dir),
-        on_change=forget_job_files,
+        on_change=lambda jobname: forget(generated_paths(jobname)),
     )
-
-    def forget_log_sizes(jobname: str) -> None:
-        for path in logs_paths(jobname):
-            kernel_cache.invalidate(path)
 
     def log_stored(size: int) -> None:
         files.log_stored(size)  # made below, before the mount serves
@@ -93,7 +89,7 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         client,
         registry,
         settings.cache_dir,
-        on_grow=forget_log_sizes,
+        on_grow=lambda jobname: forget(logs_paths(jobname)),
         on_stored=log_stored,
         waiter=waiter,
     )

@@ -34,6 +34,12 @@ FILE_MODE = stat.S_IFREG | 0o644
 DIR_MODE = stat.S_IFDIR | 0o755
 
 
+def job_path(jobname: str, name: str) -> str:
+    """A file of the job's directory, as a path of the mount (what the kernel is
+    told to forget when it changes)."""
+    return f"/jobs/{jobname}/{name}"
+
+
 class Handle:
     """An open file: `direct_io` if its content changes, `keep_cache` if it never does."""
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from jhfs.client import Job, JuliaHubError
 from jhfs.client.errors import DeadlineExceeded
 from jhfs.client.pacing import remaining
-from jhfs.nodes.base import FILE_MODE, Attrs, Handle, Node
+from jhfs.nodes.base import FILE_MODE, Attrs, Handle, Node, job_path
 from jhfs.nodes.context import MountContext
 from jhfs.nodes.errors import InvalidInput, JobIsOver
 from jhfs.state.errors import ShuttingDownError
@@ -140,7 +140,7 @@ class CtlHandle(Handle):
             raise
         finally:
             self.ctx.ctl_outcomes.record(self.jobname, "; ".join(outcome))
-            self.ctx.forget(path_of(self.jobname, "ctl"))  # its size changed
+            self.ctx.forget(job_path(self.jobname, "ctl"))  # its size changed
         return len(data)
 
     def _send(self, command: Command) -> None:
@@ -182,11 +182,6 @@ class CtlHandle(Handle):
             # The commands were carried out: their answer stands, only the wait ends.
             return False
         return True
-
-
-def path_of(jobname: str, name: str) -> str:
-    """A file of the job's directory, as a path of the mount."""
-    return f"/jobs/{jobname}/{name}"
 
 
 class CtlFile(Node):

@@ -16,7 +16,7 @@ at once.
 from __future__ import annotations
 
 from jhfs.client import Job
-from jhfs.nodes.base import FILE_MODE, Attrs, Handle, Node, require_read_only
+from jhfs.nodes.base import FILE_MODE, Attrs, Handle, Node, job_path, require_read_only
 from jhfs.nodes.context import MountContext
 from jhfs.state.logformat import Rendering
 from jhfs.state.logs import LogReader
@@ -26,7 +26,7 @@ FILE_NAMES = {Rendering.TEXT: "logs", Rendering.JSONL: "logs.jsonl"}
 
 def paths_of(jobname: str) -> list[str]:
     """The job's log files in the mount."""
-    return [f"/jobs/{jobname}/{name}" for name in FILE_NAMES.values()]
+    return [job_path(jobname, name) for name in FILE_NAMES.values()]
 
 
 class LogHandle(Handle):

@@ -13,7 +13,7 @@ from abc import abstractmethod
 from typing import Any
 
 from jhfs.client import Job, JobFile
-from jhfs.nodes.base import FILE_MODE, Attrs, Handle, Node, require_read_only
+from jhfs.nodes.base import FILE_MODE, Attrs, Handle, Node, job_path, require_read_only
 from jhfs.nodes.context import MountContext
 
 # The files rendered from the job object, which change with it: the kernel must
@@ -23,7 +23,7 @@ GENERATED = ("status", "info.json", "server.json", "results", "hostname")
 
 def generated_paths(jobname: str) -> list[str]:
     """The job's generated files, as paths of the mount."""
-    return [f"/jobs/{jobname}/{name}" for name in GENERATED]
+    return [job_path(jobname, name) for name in GENERATED]
 
 
 class SnapshotHandle(Handle):
