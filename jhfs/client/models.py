@@ -158,6 +158,15 @@ def _optional_dict(obj: dict[str, Any], key: str, what: str) -> dict[str, Any]:
 # --- timestamps ------------------------------------------------------------------------
 
 
+def format_timestamp(timestamp: dt.datetime | None) -> str | None:
+    """ISO 8601 in UTC with milliseconds and a `Z`, as JuliaHub writes its times:
+    one form whatever the server sent (offsets, or integer milliseconds)."""
+    if timestamp is None:
+        return None
+    utc = timestamp.astimezone(dt.UTC)  # parse_timestamp gives UTC already
+    return utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
 def parse_timestamp(value: Any, what: str = "timestamp") -> dt.datetime | None:
     """An ISO 8601 string (offset, `Z`, or none meaning UTC), integer unix ms, or null.
 

@@ -7,12 +7,12 @@ the kernel may keep its pages; a running job's are read afresh (direct I/O).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from abc import abstractmethod
 from typing import Any
 
 from jhfs.client import Job, JobFile
+from jhfs.client.models import format_timestamp
 from jhfs.nodes.base import FILE_MODE, Attrs, Handle, Node, job_path, require_read_only
 from jhfs.nodes.context import MountContext
 
@@ -106,9 +106,9 @@ def job_info(job: Job) -> dict[str, Any]:
         "results": job.outputs,
         "files": [_file_info(file) for file in job.files],
         "hostname": job.hostname,
-        "_timestamp_submit": _iso(job.submitted),
-        "_timestamp_start": _iso(job.started),
-        "_timestamp_end": _iso(job.ended),
+        "_timestamp_submit": format_timestamp(job.submitted),
+        "_timestamp_start": format_timestamp(job.started),
+        "_timestamp_end": format_timestamp(job.ended),
     }
 
 
@@ -123,17 +123,8 @@ def _file_info(file: JobFile) -> dict[str, Any]:
         "hash": {"algorithm": file.hash.algorithm, "hash": file.hash.hex}
         if file.is_uploaded
         else None,
-        "_upload_timestamp": _iso(file.upload_timestamp),
+        "_upload_timestamp": format_timestamp(file.upload_timestamp),
     }
-
-
-def _iso(timestamp: dt.datetime | None) -> str | None:
-    """ISO 8601 in UTC with milliseconds, as JuliaHub writes its times, but one
-    form whatever the server sent (offsets, or integer milliseconds)."""
-    if timestamp is None:
-        return None
-    utc = timestamp.astimezone(dt.UTC)  # already UTC from the client: no conversion
-    return utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def _json_text(value: Any) -> bytes:

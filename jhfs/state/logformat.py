@@ -25,6 +25,7 @@ import json
 from collections.abc import Sequence
 
 from jhfs.client import LogMessage
+from jhfs.client.models import format_timestamp
 
 # Compact, and non-ASCII text as itself (greppable) rather than \\u escapes.
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -49,10 +50,8 @@ class Rendering(enum.Enum):
 
 
 def _fields(message: LogMessage) -> dict[str, object]:
-    stamp = message.timestamp
     return {
-        # parse_timestamp gives UTC: isoformat ends in "+00:00".
-        "timestamp": None if stamp is None else stamp.isoformat("T", "milliseconds")[:-6] + "Z",
+        "timestamp": format_timestamp(message.timestamp),
         "eventId": message.event_id,
         "message": message.message,
         "keywords": message.keywords,
