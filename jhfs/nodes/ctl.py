@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from dataclasses import dataclass
 
 from jhfs.client import Job, JuliaHubError
@@ -29,7 +28,7 @@ from jhfs.nodes.context import MountContext
 from jhfs.nodes.errors import InvalidInput, JobIsOver
 from jhfs.state.errors import ShuttingDownError
 from jhfs.state.freshness import KILL_SETTLE_PAUSES
-from jhfs.state.waiting import POLL
+from jhfs.state.waiting import pause
 
 logger = logging.getLogger(__name__)
 
@@ -173,15 +172,10 @@ class CtlHandle(Handle):
             left = remaining()
             if left is not None and left <= seconds:
                 return False
-            end = time.monotonic() + seconds
-            while (now := time.monotonic()) < end:
-                time.sleep(min(POLL, end - now))
-                if self.ctx.abandoned():
-                    return False
+            return pause(seconds, self.ctx.abandoned)
         except (DeadlineExceeded, ShuttingDownError):
             # The commands were carried out: their answer stands, only the wait ends.
             return False
-        return True
 
 
 class CtlFile(Node):

@@ -32,7 +32,7 @@ from jhfs.client import Job, TransferCancelled
 from jhfs.client.pacing import operation_deadline
 from jhfs.state.errors import WaitContinues
 from jhfs.state.registry import JobRegistry
-from jhfs.state.waiting import POLL
+from jhfs.state.waiting import POLL, pause
 
 HOLDERS = 4  # waits blocking at once: of libfuse 3.14's 10 threads, 6 stay for the rest
 SLICE = 0.5  # seconds a wait beyond them blocks before its reader reads again
@@ -79,8 +79,8 @@ class JobWaits:
                     return job
                 if until is not None and self._clock() >= until:
                     raise WaitContinues(f"{jobname} is not done yet: read again")
-                time.sleep(POLL)  # the registry says when to ask the server again
-                if self._abandoned():
+                # The registry says when to ask the server again.
+                if not pause(POLL, self._abandoned):
                     raise TransferCancelled(f"stopped waiting for {jobname} to be done")
 
     @contextlib.contextmanager

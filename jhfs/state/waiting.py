@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
+import time
 from collections.abc import Callable
 
 from jhfs.client import TransferCancelled
@@ -22,6 +23,17 @@ from jhfs.state.pools import WorkerPool
 
 POLL = 0.1  # seconds between checks: Ctrl-C is answered within this
 WORKERS = 8  # requests run at once for user operations, mount-wide
+
+
+def pause(seconds: float, abandoned: Callable[[], bool]) -> bool:
+    """Sleep `seconds` in POLL steps; False as soon as `abandoned` says nobody waits
+    (whatever `abandoned` raises goes to the caller)."""
+    end = time.monotonic() + seconds
+    while (now := time.monotonic()) < end:
+        time.sleep(min(POLL, end - now))
+        if abandoned():
+            return False
+    return True
 
 
 class Waiter:
