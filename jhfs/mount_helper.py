@@ -60,14 +60,20 @@ class HelperError(Exception):
 
 
 def is_helper_call(argv: list[str], parser: argparse.ArgumentParser) -> bool:
-    """Whether `jhfs ARGV` is mount(8)'s call: its first word is no subcommand or option."""
+    """Whether `jhfs ARGV` is mount(8)'s call: SOURCE MOUNTPOINT first, and SOURCE no
+    subcommand (a lone unknown word is left to the parser's usage message)."""
     commands = {
         name
         for action in parser._actions
         if isinstance(action, argparse._SubParsersAction)
         for name in action.choices
     }
-    return bool(argv) and not argv[0].startswith("-") and argv[0] not in commands
+    words = argv[:2]
+    return (
+        len(words) == 2
+        and not any(word.startswith("-") for word in words)
+        and words[0] not in commands
+    )
 
 
 def mount_arguments(argv: list[str]) -> list[str] | None:
