@@ -16,6 +16,7 @@ from jhfs import __version__
 from jhfs.client import JuliaHubClient, JuliaHubError
 from jhfs.libfuse import LibfuseMissingError, require_libfuse3
 from jhfs.mount_errors import MountError
+from jhfs.mount_helper import HELPER_USAGE, is_helper_call, run_helper
 from jhfs.mount_options import parse_mount_options
 from jhfs.state.files import DEFAULT_MAX_SIZE
 from jhfs.unmounting import unmount
@@ -58,7 +59,9 @@ def add_cache_max_size(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="jhfs", description="Mount a JuliaHub account's batch jobs as directories."
+        prog="jhfs",
+        description="Mount a JuliaHub account's batch jobs as directories.",
+        epilog=HELPER_USAGE,
     )
     parser.add_argument("--version", action="version", version=f"jhfs {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -168,12 +171,15 @@ def mount_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    if is_helper_call(argv, parser):  # as mount(8) runs it: jhfs SOURCE MOUNTPOINT -o ...
+        return run_helper(argv, main)
     if argv[:1] == ["emulator"]:
         # Its own parser owns its options; the emulator imports nothing from jhfs.
         from jhfs_emulator.cli import main as emulator_main
 
         return emulator_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    args = parser.parse_args(argv)
     if args.command == "umount":
         return unmount(args.mountpoint)
     setup_logging(args.debug)
