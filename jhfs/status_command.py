@@ -33,8 +33,10 @@ Status = dict[str, Any]
 
 
 def jhfs_mounts(uid: int) -> list[Path]:
-    """The mount points of the user's jhfs mounts, in the order they were mounted."""
-    return [Path(os.fsdecode(path)) for path, entry in mount_table() if entry.is_jhfs_of(uid)]
+    """The mount points of the user's jhfs mounts, in the order they were mounted (a
+    path mounted twice, once: only the topmost mount there can be asked)."""
+    paths = [path for path, entry in mount_table() if entry.is_jhfs_of(uid)]
+    return [Path(os.fsdecode(path)) for path in dict.fromkeys(paths)]
 
 
 def read_status(mountpoint: Path) -> Status | str:
