@@ -1,4 +1,4 @@
-"""The `jhfs` command: mount, umount, demo, emulator.
+"""The `jhfs` command: mount, umount, status, demo, emulator.
 
 The token never comes from the command line (it would show in `ps`): it is
 found by the client's discovery (JULIAHUB_TOKEN, or auth.toml).
@@ -22,6 +22,13 @@ from jhfs.state.files import DEFAULT_MAX_SIZE
 from jhfs.unmounting import unmount
 
 logger = logging.getLogger(__name__)
+
+
+def positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
 
 
 def positive_int(text: str) -> int:
@@ -107,6 +114,18 @@ def build_parser() -> argparse.ArgumentParser:
     umount = commands.add_parser("umount", help="unmount (lazily, if busy)")
     umount.add_argument("mountpoint", type=Path, metavar="MOUNTPOINT")
 
+    status = commands.add_parser("status", help="what jhfs mounts are doing")
+    status.add_argument("mountpoint", type=Path, nargs="?", metavar="MOUNT")
+    status.add_argument(
+        "--watch",
+        type=positive_seconds,
+        nargs="?",
+        const=1.0,
+        metavar="SECONDS",
+        help="draw it again every SECONDS (default: 1) until Ctrl-C",
+    )
+    status.add_argument("--json", action="store_true", help="print each mount's status.json")
+
     demo = commands.add_parser("demo", help="run the emulator with sample jobs and mount it")
     demo.add_argument("mountpoint", type=Path, metavar="MOUNTPOINT")
     add_cache_max_size(demo)
@@ -159,6 +178,7 @@ def mount_command(args: argparse.Namespace) -> int:
         jobs_limit=args.jobs_limit,
         cache_max_size=args.cache_max_size,
         options=parse_mount_options(args.options),
+        user=user,
     )
     logger.info("mounting %s's jobs on %s at %s", user, client.server, mountpoint)
     if args.foreground:
@@ -182,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "umount":
         return unmount(args.mountpoint)
+    if args.command == "status":
+        from jhfs.status_command import status_command
+
+        return status_command(args.mountpoint, args.watch, args.json)
     setup_logging(args.debug)
     try:
         require_libfuse3()

@@ -101,11 +101,13 @@ def run_demo(mountpoint: Path, cache_max_size: int) -> int:
         emulator, url = start_emulator(workdir / "emulator", token, workdir / "emulator.log")
         try:
             client = JuliaHubClient.from_environment(server=url, token=token)
-            check_server(client)
+            user = check_server(client)
             jobs = client.jobs()
             cache_dir = workdir / "cache"
             cache_dir.mkdir(mode=0o700)
-            settings = MountSettings(mountpoint, cache_dir, cache_max_size=cache_max_size)
+            settings = MountSettings(
+                mountpoint, cache_dir, cache_max_size=cache_max_size, user=user
+            )
             serve(client, settings, lambda: print(what_to_try(mountpoint, url, jobs), flush=True))
         finally:
             stop_emulator(emulator)

@@ -54,6 +54,7 @@ class MountSettings:
     cache_dir: Path  # already the per-server directory
     jobs_limit: int = 1000
     cache_max_size: int = DEFAULT_MAX_SIZE  # bytes of blobs and logs kept
+    user: str = "?"  # whose account (from the token's check): for .jhfs/status.json
     options: MountOptions = field(default_factory=MountOptions)
 
 
@@ -113,6 +114,8 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         uid=os.getuid(),
         gid=os.getgid(),
         mounted_at_ns=time.time_ns(),
+        mountpoint=str(settings.mountpoint),
+        user=settings.user,
     )
     # statfs reports the cache's file system: the room left for downloads.
     operations = JhfsOperations(

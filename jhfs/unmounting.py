@@ -54,26 +54,35 @@ class MountEntry:
         return self.fstype == f"fuse.{SUBTYPE}" and f"user_id={uid}" in self.options
 
 
+def mount_table() -> list[tuple[bytes, MountEntry]]:
+    """Every mount as /proc/self/mountinfo lists it: (its path, what it is), a mount
+    on top of another after it. Reading it never blocks on a hung mount, as a stat
+    of one could."""
+    mounts = []
+    with open("/proc/self/mountinfo", "rb") as table:
+        for line in table:
+            # id parent major:minor root mountpoint options [optional...] - fstype source super
+            fields = line.split()
+            tail = fields[fields.index(b"-", 6) + 1 :]
+            entry = MountEntry(
+                fstype=tail[0].decode(errors="replace"),
+                options=frozenset(tail[2].decode(errors="replace").split(",")),
+            )
+            # Spaces and the like in a path are octal escapes (\040).
+            mounts.append((_OCTAL.sub(lambda m: bytes([int(m[1], 8)]), fields[4]), entry))
+    return mounts
+
+
 def mount_entry(mountpoint: Path) -> MountEntry | None:
-    """What is mounted on `mountpoint`, from /proc/self/mountinfo (a stat of a
-    mount whose process is ending or hung could block)."""
+    """What is mounted on `mountpoint` (the topmost mount), from mount_table."""
     # The kernel lists resolved paths; the last component is left as it is,
     # since resolving it would stat the mount itself.
     absolute = Path(os.path.abspath(mountpoint))
     target = os.fsencode(Path(os.path.realpath(absolute.parent)) / absolute.name)
     found = None
-    with open("/proc/self/mountinfo", "rb") as table:
-        for line in table:
-            # id parent major:minor root mountpoint options [optional...] - fstype source super
-            fields = line.split()
-            # Spaces and the like in a path are octal escapes (\040).
-            if _OCTAL.sub(lambda m: bytes([int(m[1], 8)]), fields[4]) != target:
-                continue
-            tail = fields[fields.index(b"-", 6) + 1 :]
-            found = MountEntry(  # a later line is a mount on top of an earlier one
-                fstype=tail[0].decode(errors="replace"),
-                options=frozenset(tail[2].decode(errors="replace").split(",")),
-            )
+    for path, entry in mount_table():
+        if path == target:
+            found = entry  # a later line is a mount on top of an earlier one
     return found
 
 
@@ -96,7 +105,7 @@ def answers(mountpoint: Path) -> bool | None:
                 return False
         return True  # any other answer came from a live process
 
-    return _within(statfs)
+    return within(statfs)
 
 
 def unmount_dead(mountpoint: Path) -> str | None:
@@ -157,8 +166,9 @@ def _dead_mount(mountpoint: Path) -> bool:
     return mounted(mountpoint) and answers(mountpoint) is False
 
 
-def _within(call: Callable[[], T]) -> T | None:
-    """call()'s result, or None if it has not returned within ANSWER_WITHIN."""
+def within(call: Callable[[], T]) -> T | None:
+    """call()'s result, or None if it has not returned within ANSWER_WITHIN (`call`
+    must not raise)."""
     answer: list[T] = []
     # A hung mount never answers: ask from a thread that may be left behind.
     asking = threading.Thread(target=lambda: answer.append(call()), daemon=True)
@@ -175,7 +185,7 @@ def _serving_process(mountpoint: Path) -> int | None:
             return os.getxattr(mountpoint, XATTR_PID)
         return b""
 
-    text = (_within(ask) or b"").decode(errors="replace")
+    text = (within(ask) or b"").decode(errors="replace")
     return int(text) if text.isdigit() else None
 
 

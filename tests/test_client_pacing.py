@@ -11,7 +11,13 @@ from conftest import Emulator, wait_for
 
 from jhfs.client import JuliaHubClient, TokenSource
 from jhfs.client.errors import DeadlineExceeded, ServerUnreachableError
-from jhfs.client.pacing import RateLimiter, background, operation_deadline, remaining
+from jhfs.client.pacing import (
+    RateLimiter,
+    RecentCounts,
+    background,
+    operation_deadline,
+    remaining,
+)
 
 
 class FakeClock:
@@ -33,6 +39,37 @@ def test_the_foreground_never_waits_and_the_background_waits_for_its_token() -> 
     assert limiter.reserve(background=True) == pytest.approx(0.3)
     clock.now += 1.0  # ten tokens' worth, capped at the burst
     assert limiter.reserve(background=True) == 0.0
+
+
+def test_recent_counts_keep_the_last_window_and_the_total() -> None:
+    clock = FakeClock()
+    counts = RecentCounts(window=60, clock=clock)
+    for _ in range(3):
+        counts.add()
+    clock.now = 30.5
+    counts.add(2)
+    assert (counts.recent(), counts.total) == (5, 5)
+    clock.now = 60.0  # the first second has left the window
+    assert (counts.recent(), counts.total) == (2, 5)
+    clock.now = 200.0
+    assert (counts.recent(), counts.total) == (0, 5)
+
+
+def test_a_rate_is_over_the_window_or_the_time_since_counting_began() -> None:
+    clock = FakeClock()
+    clock.now = 100.0
+    counts = RecentCounts(window=5, clock=clock)
+    clock.now = 102.0
+    counts.add(4000)
+    assert counts.rate() == pytest.approx(2000)  # 4000 bytes in 2 s
+    clock.now = 110.5
+    counts.add(1000)  # the window: 106.0 to 110.5
+    assert counts.rate() == pytest.approx(1000 / 4.5)
+    counts.restart()
+    assert counts.rate() == 0.0 and counts.total == 5000
+    clock.now = 111.0
+    counts.add(500)
+    assert counts.rate() == pytest.approx(1000)
 
 
 def test_a_foreground_burst_delays_the_background_a_bounded_time() -> None:

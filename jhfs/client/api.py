@@ -68,7 +68,7 @@ from jhfs.client.models import (
     parse_log_page,
     raise_for_failure,
 )
-from jhfs.client.pacing import RateLimiter, background, in_background, remaining
+from jhfs.client.pacing import RateLimiter, RecentCounts, background, in_background, remaining
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ LOG_PAGE_CAP = 10_000
 DOWNLOAD_CHUNK = 1 << 20  # 1 MiB at most per socket read: near memory speed on loopback
 BODY_CHUNK = 64 << 10  # a JSON body is read this much at a time, the deadline checked between
 SNIPPET = 300  # characters of a server's answer quoted in an error message
+REQUEST_WINDOW = 60  # seconds of requests counted for `jhfs status`
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 RETRY_AFTER_CAP = 10.0  # seconds; a filesystem call waits through the retries
 BACKOFF_BASE = 0.25  # seconds; doubled per attempt
@@ -221,6 +222,7 @@ class JuliaHubClient:
         self._session.headers["User-Agent"] = f"jhfs/{__version__}"
         self._reload_lock = threading.Lock()
         self.limiter = limiter or RateLimiter()
+        self.requests_sent = RecentCounts(REQUEST_WINDOW)  # every request, by take_turn
         self._closing = threading.Event()  # wakes background requests waiting their turn
 
     @classmethod
@@ -590,9 +592,16 @@ class JuliaHubClient:
             logger.info("the server refused the token; retrying with the re-read one")
         raise AssertionError("unreachable")
 
+    def take_turn(self, *, background: bool) -> float:
+        """Count one request to the server and take its token from the rate limit; the
+        seconds to wait before sending it. Every request goes through here (the log
+        stream's websocket too), so `requests_sent` counts them all, retries included."""
+        self.requests_sent.add()
+        return self.limiter.reserve(background=background)
+
     def _wait_turn(self) -> None:
         """Take a token from the rate limit; in the background, wait for it."""
-        wait = self.limiter.reserve(background=in_background())
+        wait = self.take_turn(background=in_background())
         if wait > 0 and self._closing.wait(wait):
             raise ServerUnreachableError("the mount is ending")
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -73,6 +74,65 @@ class RateLimiter:
                 return 0.0
             self._tokens -= 1
             return max(0.0, -self._tokens / self.rate)
+
+
+class RecentCounts:
+    """What was counted in the last `window` seconds, and in all: the requests a mount
+    sent, the bytes a download received (what `jhfs status` shows).
+
+    Thread-safe; bounded: one bucket per second of the window.
+    """
+
+    def __init__(self, window: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._buckets: deque[list[int]] = deque()  # [second, amount], oldest first
+        self._total = 0
+        self._since = clock()  # when counting began (or `restart`)
+
+    def add(self, amount: int = 1) -> None:
+        with self._lock:
+            second = int(self._clock())
+            if self._buckets and self._buckets[-1][0] == second:
+                self._buckets[-1][1] += amount
+            else:
+                self._buckets.append([second, amount])
+                self._drop_old(second)
+            self._total += amount
+
+    def restart(self) -> None:
+        """Count the rate from now (a download resumed after a pause)."""
+        with self._lock:
+            self._buckets.clear()
+            self._since = self._clock()
+
+    @property
+    def total(self) -> int:
+        """All that was counted."""
+        with self._lock:
+            return self._total
+
+    def recent(self) -> int:
+        """What was counted in the last `window` seconds (the current one included)."""
+        with self._lock:
+            self._drop_old(int(self._clock()))
+            return sum(amount for _, amount in self._buckets)
+
+    def rate(self) -> float:
+        """The recent amount a second: over the window, or the time counted if shorter."""
+        with self._lock:
+            now = self._clock()
+            self._drop_old(int(now))
+            recent = sum(amount for _, amount in self._buckets)
+            # The buckets kept began at the start of the window's first second.
+            span = now - max(int(now) - self.window + 1, self._since)
+        return recent / span if span > 0 else 0.0
+
+    def _drop_old(self, second: int) -> None:
+        # Lock held.
+        while self._buckets and self._buckets[0][0] <= second - self.window:
+            self._buckets.popleft()
 
 
 @contextmanager

@@ -33,6 +33,8 @@ class MountContext:
     # attributes and pages): for what a ctl command changed.
     forget: Callable[[str], None] = field(default=lambda path: None)
     ctl_outcomes: Outcomes = field(default_factory=Outcomes)  # what reading ctl shows
+    mountpoint: str = ""  # where it is mounted, and whose account: for .jhfs/status.json
+    user: str = "?"
 
     def submit_time(self, job: Job) -> int:
         """A job's submit time in ns (the mount time if the server gives none)."""

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from jhfs.client import Job, JobFile
 from jhfs.client.once import warn_once
-from jhfs.nodes import views
+from jhfs.nodes import dotjhfs, views
 from jhfs.nodes.base import XATTR_NAMESPACE, Attrs, Directory, Node, type_only
 from jhfs.nodes.context import MountContext
 from jhfs.nodes.ctl import CtlFile
@@ -87,7 +87,8 @@ XATTR_PID = XATTR_NAMESPACE + "pid"
 
 
 class RootDir(Directory):
-    """MOUNT/: holds jobs/, and the views of it (jhfs.nodes.views)."""
+    """MOUNT/: holds jobs/, and the views of it (jhfs.nodes.views); .jhfs/ is answered,
+    not listed (jhfs.nodes.dotjhfs)."""
 
     def __init__(self, ctx: MountContext) -> None:
         super().__init__(ctx)
@@ -107,6 +108,8 @@ class RootDir(Directory):
             return self.jobs
         if name in views.VIEWS:
             return views.view(self.ctx, name, self.jobs._listed)
+        if name == dotjhfs.NAME:
+            return dotjhfs.DotJhfsDir(self.ctx)
         raise NoSuchName(name)
 
     def getxattr(self, name: str) -> bytes:

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jhfs.client import JobFile, JuliaHubClient, TransferCancelled
+from jhfs.client.pacing import RecentCounts
 from jhfs.state.cachedir import durable_rename
 from jhfs.state.errors import IntegrityError, ShuttingDownError
 from jhfs.state.pools import WorkerPool
@@ -65,6 +66,7 @@ HASH_TURN = 8  # blocks hashed per turn on the hash pool before other downloads'
 # cost CPU (measured on the emulator: 1 GiB in 0.6 s on one, 1.4 s on four).
 PROBE_BYTES = 4 << 20
 FAST_CONNECTION = 250_000_000
+RATE_WINDOW = 5  # seconds over which a download's rate is measured (`jhfs status`)
 
 
 @dataclass
@@ -94,6 +96,18 @@ class _ChunkSink:
 
     def cancelled(self) -> bool:
         return self.download._cancelled(self)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a download (or the check of a cached blob) has come."""
+
+    file: JobFile
+    done: int  # bytes on disk (of a check: bytes hashed)
+    rate: float  # bytes a second over the last RATE_WINDOW seconds
+    readers: int  # open files reading it; 0: paused, to resume at the next open
+    connections: int
+    checking: bool
 
 
 def describe(file: JobFile) -> str:
@@ -175,6 +189,7 @@ class Download:
         self._stopped = False  # ended by stop or shut_down: the bytes stay
         self._closed = False
         self._started = time.monotonic()
+        self._arriving = RecentCounts(RATE_WINDOW)  # bytes written (of a check: hashed)
 
     # -- readers ----------------------------------------------------------------
 
@@ -187,6 +202,7 @@ class Download:
                 return
             if self._connections == 0 and self._untaken():
                 self._started = time.monotonic()
+                self._arriving.restart()
                 if any(chunk.written for chunk in self._chunks):
                     logger.info("%s: resuming at %d bytes", describe(self.file), self._contiguous())
                 if self._probe_started is not None:  # stopped before it could tell
@@ -215,6 +231,14 @@ class Download:
     def readers(self) -> int:
         with self._cond:
             return self._readers
+
+    def progress(self) -> Progress:
+        with self._cond:
+            written = sum(chunk.written for chunk in self._chunks)
+            done = self._hashed if self.checking else written
+            readers, connections = self._readers, self._connections
+        rate = self._arriving.rate()
+        return Progress(self.file, done, rate, readers, connections, self.checking)
 
     @property
     def idle(self) -> bool:
@@ -413,6 +437,7 @@ class Download:
                 # is not counted as present (it will be fetched again).
                 raise TransferCancelled(describe(self.file))
             sink.chunk.written = end - sink.chunk.start
+            self._arriving.add(len(view))
             received = end - self._probe_from
             if self._probe_started is not None and received >= PROBE_BYTES:
                 self._decide_connections(received)
@@ -503,6 +528,8 @@ class Download:
                 self._hash.update(block)
                 with self._cond:
                     self._hashed += len(block)
+                if self.checking:
+                    self._arriving.add(len(block))
             else:
                 if self._workers.hashing.submit(self._hash_turn):
                     return

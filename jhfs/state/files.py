@@ -36,7 +36,7 @@ from jhfs.client import JobFile, JuliaHubClient, ListedButMissingError, Transfer
 from jhfs.state import partial
 from jhfs.state.cachedir import clean_stale_temp, private_dir, temp_file
 from jhfs.state.cachesize import CacheSpace
-from jhfs.state.download import Download, Workers, describe
+from jhfs.state.download import Download, Progress, Workers, describe
 from jhfs.state.errors import FileNotReadyError, IntegrityError, ShuttingDownError
 from jhfs.state.pools import CONNECTION_WORKERS, HASH_WORKERS, WorkerPool
 
@@ -373,6 +373,19 @@ class FileCache:
         finally:
             if download.readers == 0:
                 os.close(fd)
+
+    # -- what `jhfs status` shows ----------------------------------------------------
+
+    def progress(self) -> list[Progress]:
+        """The downloads and checks under way or paused, oldest first."""
+        with self._lock:
+            downloads = list(self._downloads.values())
+        return [download.progress() for download in downloads]
+
+    def use(self) -> tuple[int, int]:
+        """The cache's bytes (kept files, and room held for the downloads under way) and
+        its limit (--cache-max-size), as this mount counts them."""
+        return self._space.used, self._space.max_size
 
     # -- size -------------------------------------------------------------------------
 

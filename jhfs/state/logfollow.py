@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# How a followed log is followed, as `jhfs status` shows it.
+STARTING, STREAM, POLLING = "starting", "stream", "polling"
 MAX_STREAMS = 64  # websockets open at once; more followed logs poll instead
 POLL_THREADS = 2  # the fallback polls' blocking HTTP calls
 SHUTDOWN_GRACE = 0.8  # seconds close() lets tasks hang up their websockets
@@ -51,10 +53,11 @@ class LogFollower:
 
     def __init__(self, client: JuliaHubClient) -> None:
         self._client = client
-        self._lock = threading.Lock()  # guards the next three
+        self._lock = threading.Lock()  # guards the next four
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._modes: dict[str, str] = {}  # jobname -> how it is followed now
         # Its threads start at the first poll.
         self._polls = WorkerPool("jhfs-logpoll", POLL_THREADS)
         # The loop thread's alone:
@@ -79,6 +82,11 @@ class LogFollower:
         with self._lock:
             if not self._closed and self._loop is not None:
                 self._loop.call_soon_threadsafe(self._stop, log)
+
+    def following(self) -> dict[str, str]:
+        """The jobs whose logs are followed now, each with how: STARTING, STREAM or POLLING."""
+        with self._lock:
+            return dict(self._modes)
 
     def close(self, timeout: float = 1.0) -> None:
         """Stop every follow, hang up the websockets, end the thread: within `timeout`."""
@@ -135,6 +143,7 @@ class LogFollower:
     def _ended(self, log: JobLog, task: asyncio.Task[None]) -> None:
         if self._tasks.get(log) is task:
             del self._tasks[log]
+            self._set_mode(log, None)
         cancelled = task.cancelled()
         if not cancelled and (error := task.exception()) is not None:
             logger.error("following the log of %s failed", log.jobname, exc_info=error)
@@ -157,8 +166,16 @@ class LogFollower:
             self._session = aiohttp.ClientSession(timeout=timeout, connector=connector)
         return self._session
 
+    def _set_mode(self, log: JobLog, mode: str | None) -> None:
+        with self._lock:
+            if mode is None:
+                self._modes.pop(log.jobname, None)
+            else:
+                self._modes[log.jobname] = mode
+
     async def _follow(self, log: JobLog) -> None:
         loop = asyncio.get_running_loop()
+        self._set_mode(log, STARTING)
         await asyncio.sleep(FOLLOW_START_DELAY)
         stream_at, backoff = 0.0, STREAM_RETRY_FIRST
         interval, failures = POLL_INTERVAL_ACTIVE, 0
@@ -176,6 +193,7 @@ class LogFollower:
                     stream_at, backoff = loop.time() + wait, min(backoff * 2, STREAM_RETRY_MAX)
                     logger.info("%s; polling, streaming again in %.0f s", error, wait)
                 # Then poll at once: it fetches what the stream may have missed.
+            self._set_mode(log, POLLING)
             try:
                 added = await run_on(self._polls, functools.partial(self._poll, log))
                 failures = 0
@@ -201,10 +219,11 @@ class LogFollower:
         """
         self._streams += 1  # counted while it waits its turn too: the cap holds
         try:
-            wait = self._client.limiter.reserve(background=True)
+            wait = self._client.take_turn(background=True)
             if wait > 0:
                 await asyncio.sleep(wait)
             async with open_log_stream(self._http(), self._client, log.jobname, after) as stream:
+                self._set_mode(log, STREAM)
                 if after is None:
                     # Streamed from the log's end: one poll now fetches what came
                     # before the stream began (then this streams again after it).
