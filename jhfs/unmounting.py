@@ -27,10 +27,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from jhfs.nodes.tree import XATTR_PID
 
@@ -62,19 +63,45 @@ def mount_entry(mountpoint: Path) -> MountEntry | None:
     absolute = Path(os.path.abspath(mountpoint))
     target = os.fsencode(Path(os.path.realpath(absolute.parent)) / absolute.name)
     found = None
+    for path, fstype, _, options in _mount_table():
+        if path == target:  # a later line is a mount on top of an earlier one
+            found = MountEntry(fstype=fstype, options=options)
+    return found
+
+
+def fsname(server: str) -> str:
+    """The file system name of a mount of `server` (`jhfs:<host[:port]>`), as `mount` shows it."""
+    return f"jhfs:{urlsplit(server).netloc}"
+
+
+def mounts_of(server: str) -> list[Path]:
+    """The mount points of the jhfs mounts of `server` (whatever their cache directory)."""
+    return [
+        Path(os.fsdecode(path))
+        for path, fstype, source, _ in _mount_table()
+        if fstype == f"fuse.{SUBTYPE}" and source == fsname(server)
+    ]
+
+
+def _mount_table() -> Iterator[tuple[bytes, str, str, frozenset[str]]]:
+    """(mount point, fstype, source, the file system's options) of each line of
+    /proc/self/mountinfo, in its order."""
     with open("/proc/self/mountinfo", "rb") as table:
         for line in table:
             # id parent major:minor root mountpoint options [optional...] - fstype source super
             fields = line.split()
-            # Spaces and the like in a path are octal escapes (\040).
-            if _OCTAL.sub(lambda m: bytes([int(m[1], 8)]), fields[4]) != target:
-                continue
             tail = fields[fields.index(b"-", 6) + 1 :]
-            found = MountEntry(  # a later line is a mount on top of an earlier one
-                fstype=tail[0].decode(errors="replace"),
-                options=frozenset(tail[2].decode(errors="replace").split(",")),
+            yield (
+                _unescape(fields[4]),
+                tail[0].decode(errors="replace"),
+                _unescape(tail[1]).decode(errors="replace"),
+                frozenset(tail[2].decode(errors="replace").split(",")),
             )
-    return found
+
+
+def _unescape(field: bytes) -> bytes:
+    # Spaces and the like in a path are octal escapes (\040).
+    return _OCTAL.sub(lambda m: bytes([int(m[1], 8)]), field)
 
 
 def mounted(mountpoint: Path) -> bool:
