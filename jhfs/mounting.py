@@ -2,7 +2,9 @@
 
 `serve` runs the filesystem in this process until it is unmounted (libfuse
 turns SIGINT, SIGTERM and SIGHUP into a clean unmount; reads still waiting
-then fail at once) and then closes the state layer. What is checked before
+then fail at once) and then closes the state layer. From start to end it
+holds the shared lock of its cache directory (jhfs.state.cachelock), so
+`jhfs cache clear` leaves that alone while it runs. What is checked before
 mounting is jhfs.preflight's; running in the background, jhfs.detach's.
 """
 

@@ -3,10 +3,12 @@ whether a mount uses a server's cache directory."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -283,3 +285,26 @@ def test_a_killed_holder_leaves_no_lock(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_sizes_are_written_as_du_h_does(size: int, shown: str) -> None:
     assert human(size) == shown
+
+
+def test_a_mount_waits_for_a_clear_to_end(fresh_emulator: Emulator, tmp_path: Path) -> None:
+    directory = server_cache_dir(tmp_path / "cache", fresh_emulator.url)
+    os.close(hold_shared(directory))  # as an earlier mount did
+    clearing = contextlib.ExitStack()
+    assert clearing.enter_context(exclusive(directory))
+    log = tmp_path / "jhfs.log"
+
+    def end_the_clear_once_the_mount_waits() -> None:
+        wait_for(lambda: log.exists() and "is being cleared" in log.read_text(), what="a wait")
+        clearing.close()
+
+    ending = threading.Thread(target=end_the_clear_once_the_mount_waits)
+    ending.start()
+    try:
+        with mount_jhfs(fresh_emulator, tmp_path) as mount:
+            assert "is being cleared: waiting" in mount.log_text()  # it did not just go ahead
+            assert (mount.path / "jobs").is_dir()
+            assert in_use(directory)
+    finally:
+        ending.join()
+        clearing.close()
