@@ -102,15 +102,19 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"jhfs: error: {exc}", file=sys.stderr)
         return 1
-    caches = find_caches(root, server)
-    if not caches:
-        print(f"no cache {f'of {server} ' if server else ''}in {root}")
-        return 0
-    if args.action == "du":
-        return du(root, caches, args.bytes)
-    if args.action == "clear":
-        return clear(caches)
-    return verify(caches)
+    try:
+        caches = find_caches(root, server)
+        if not caches:
+            print(f"no cache {f'of {server} ' if server else ''}in {root}")
+            return 0
+        if args.action == "du":
+            return du(root, caches, args.bytes)
+        if args.action == "clear":
+            return clear(caches)
+        return verify(caches)
+    except OSError as exc:  # a directory not ours to read or change, a failing disk
+        print(f"jhfs: error: {exc}", file=sys.stderr)
+        return 1
 
 
 def find_caches(root: Path, server: str | None) -> list[ServerCache]:

@@ -308,3 +308,16 @@ def test_a_mount_waits_for_a_clear_to_end(fresh_emulator: Emulator, tmp_path: Pa
     finally:
         ending.join()
         clearing.close()
+
+
+def test_a_cache_without_its_server_recorded_is_named_after_its_directory(
+    tmp_path: Path,
+) -> None:
+    for name in ("127.0.0.1_8080", "juliahub.example.com_team_a"):
+        (tmp_path / name).mkdir()
+        os.close(hold_shared(tmp_path / name))  # mounted once; its `server` file is gone
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    result = jhfs("cache", "du", "--cache-dir", str(tmp_path), env=env)
+    assert result.returncode == 0, result.stderr
+    servers = [line.split()[2] for line in result.stdout.splitlines()[1:-1]]
+    assert servers == ["127.0.0.1:8080", "juliahub.example.com/team/a"]
