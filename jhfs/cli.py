@@ -1,4 +1,4 @@
-"""The `jhfs` command: mount, umount, status, demo, emulator.
+"""The `jhfs` command: mount, umount, status, cache, demo, emulator.
 
 The token never comes from the command line (it would show in `ps`): it is
 found by the client's discovery (JULIAHUB_TOKEN, or auth.toml).
@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-from jhfs import __version__
+from jhfs import __version__, cache_command
 from jhfs.client import JuliaHubClient, JuliaHubError
 from jhfs.libfuse import LibfuseMissingError, require_libfuse3
 from jhfs.mount_errors import MountError
@@ -131,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_cache_max_size(demo)
     demo.add_argument("--debug", action="store_true", help="verbose logging")
 
+    cache_command.add_parser(commands)
+
     commands.add_parser(
         "emulator",
         help="run the local JuliaHub emulator (`jhfs emulator --help`)",
@@ -206,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         from jhfs.status_command import status_command
 
         return status_command(args.mountpoint, args.watch, args.json)
+    if args.command == "cache":
+        return cache_command.run(args)
     setup_logging(args.debug)
     try:
         require_libfuse3()

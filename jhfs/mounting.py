@@ -2,7 +2,9 @@
 
 `serve` runs the filesystem in this process until it is unmounted (libfuse
 turns SIGINT, SIGTERM and SIGHUP into a clean unmount; reads still waiting
-then fail at once) and then closes the state layer. What is checked before
+then fail at once) and then closes the state layer. From start to end it
+holds the shared lock of its cache directory (jhfs.state.cachelock), so
+`jhfs cache clear` leaves that alone while it runs. What is checked before
 mounting is jhfs.preflight's; running in the background, jhfs.detach's.
 """
 
@@ -14,7 +16,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from jhfs.binding import KernelCache
 from jhfs.client import JuliaHubClient
@@ -25,6 +26,7 @@ from jhfs.mount_options import MountOptions
 from jhfs.nodes import MountContext, RootDir
 from jhfs.nodes.logs import paths_of as logs_paths
 from jhfs.nodes.text import generated_paths
+from jhfs.state.cachelock import CacheLockedError, hold_shared
 from jhfs.state.files import DEFAULT_MAX_SIZE, FileCache
 from jhfs.state.freshness import KERNEL_TIMEOUT
 from jhfs.state.jobwait import JobWaits
@@ -32,7 +34,7 @@ from jhfs.state.logs import LogStore
 from jhfs.state.registry import JobRegistry
 from jhfs.state.saved import SavedJobs
 from jhfs.state.waiting import Waiter
-from jhfs.unmounting import SUBTYPE
+from jhfs.unmounting import SUBTYPE, fsname
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ LOOP_ENDED = 8
 def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[], None]) -> None:
     """Mount and serve until unmounted; `on_ready` runs once the mount is usable."""
     os.umask(0o077)  # cached logs and blobs are the user's alone
+    lock = _lock_cache(settings.cache_dir)  # held until this process lets go or ends
     client.limiter = RateLimiter(settings.options.max_rate)  # this mount's limit
     waiter = Waiter(operation_abandoned)
     kernel_cache = KernelCache()
@@ -122,7 +125,7 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         RootDir(ctx), str(settings.cache_dir), on_ready, settings.options.timeout, kernel_cache
     )
     options: dict[str, str | bool | float] = {
-        "fsname": f"jhfs:{urlsplit(client.server).netloc}",
+        "fsname": fsname(client.server),
         "subtype": SUBTYPE,
         "default_permissions": True,  # the kernel enforces the modes (ctl is 0200)
         "attr_timeout": KERNEL_TIMEOUT,
@@ -146,4 +149,15 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
         files.close()
         logs.close()
         client.close()
+        os.close(lock)
     logger.info("unmounted %s", settings.mountpoint)
+
+
+def _lock_cache(cache_dir: Path) -> int:
+    """The shared lock that tells `jhfs cache clear` this mount uses `cache_dir`."""
+    try:
+        return hold_shared(cache_dir)
+    except CacheLockedError as exc:
+        raise MountError(str(exc)) from None
+    except OSError as exc:
+        raise MountError(f"cannot lock the cache directory {cache_dir}: {exc.strerror}") from None

@@ -21,6 +21,7 @@ from jhfs.client import (
     ServerUnreachableError,
 )
 from jhfs.mount_errors import MountError
+from jhfs.state.cachedir import record_server
 from jhfs.unmounting import MountEntry, answers, mount_entry, unmount_dead
 
 logger = logging.getLogger(__name__)
@@ -31,19 +32,25 @@ def default_cache_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "jhfs"
 
 
-def server_cache_dir(root: Path, server: str) -> Path:
-    """One cache directory per server (host, port and path prefix), mode 0700, as
-    is every directory created on the way there (the root, ~/.cache), whatever
-    the umask."""
+def server_cache_path(root: Path, server: str) -> Path:
+    """The cache directory of `server` (host, port and path prefix) under `root`:
+    its path only (server_cache_dir creates it)."""
     parts = urlsplit(server)
-    name = re.sub(r"[^A-Za-z0-9.-]", "_", parts.netloc + parts.path.rstrip("/"))
-    directory = root / name
+    return root / re.sub(r"[^A-Za-z0-9.-]", "_", parts.netloc + parts.path.rstrip("/"))
+
+
+def server_cache_dir(root: Path, server: str) -> Path:
+    """One cache directory per server (server_cache_path), mode 0700, as is every
+    directory created on the way there (the root, ~/.cache), whatever the umask.
+    The server's URL is written in it (SERVER_FILE) for `jhfs cache du`."""
+    directory = server_cache_path(root, server)
     umask = os.umask(0o077)  # missing parents get the umask's mode: 0700 too
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     finally:
         os.umask(umask)
     directory.chmod(0o700)
+    record_server(directory, server)
     return directory
 
 

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from jhfs.nodes.tree import XATTR_PID
 
@@ -48,6 +49,7 @@ class MountEntry:
     """The topmost mount on a path, as /proc/self/mountinfo describes it."""
 
     fstype: str  # "fuse.jhfs" for jhfs
+    source: str  # the file system's name: jhfs:<host[:port]> for jhfs
     options: frozenset[str]  # the file system's own, e.g. user_id=1000 for FUSE
 
     def is_jhfs_of(self, uid: int) -> bool:
@@ -66,11 +68,16 @@ def mount_table() -> list[tuple[bytes, MountEntry]]:
             tail = fields[fields.index(b"-", 6) + 1 :]
             entry = MountEntry(
                 fstype=tail[0].decode(errors="replace"),
+                source=_unescape(tail[1]).decode(errors="replace"),
                 options=frozenset(tail[2].decode(errors="replace").split(",")),
             )
-            # Spaces and the like in a path are octal escapes (\040).
-            mounts.append((_OCTAL.sub(lambda m: bytes([int(m[1], 8)]), fields[4]), entry))
+            mounts.append((_unescape(fields[4]), entry))
     return mounts
+
+
+def _unescape(field: bytes) -> bytes:
+    # Spaces and the like in a path are octal escapes (\040).
+    return _OCTAL.sub(lambda m: bytes([int(m[1], 8)]), field)
 
 
 def mount_entry(mountpoint: Path) -> MountEntry | None:
@@ -84,6 +91,20 @@ def mount_entry(mountpoint: Path) -> MountEntry | None:
         if path == target:
             found = entry  # a later line is a mount on top of an earlier one
     return found
+
+
+def fsname(server: str) -> str:
+    """The file system name of a mount of `server` (`jhfs:<host[:port]>`), as `mount` shows it."""
+    return f"jhfs:{urlsplit(server).netloc}"
+
+
+def mounts_of(server: str) -> list[Path]:
+    """The mount points of the jhfs mounts of `server` (whatever their cache directory)."""
+    return [
+        Path(os.fsdecode(path))
+        for path, entry in mount_table()
+        if entry.fstype == f"fuse.{SUBTYPE}" and entry.source == fsname(server)
+    ]
 
 
 def mounted(mountpoint: Path) -> bool:

@@ -65,6 +65,9 @@ def test_cache_dir_is_private_and_per_server(tmp_path: Path) -> None:
     assert first.name == "127.0.0.1_8080"
     assert second.name == "juliahub.com_prefix"
     assert first.stat().st_mode & 0o777 == 0o700
+    # The server's URL, for `jhfs cache du`, private like the rest.
+    assert (second / "server").read_text() == "https://juliahub.com/prefix\n"
+    assert (second / "server").stat().st_mode & 0o777 == 0o600
 
 
 def test_cache_dirs_created_on_the_way_are_private_whatever_the_umask(tmp_path: Path) -> None:

@@ -7,6 +7,9 @@ Layout under the per-server cache directory (all dirs 0700, files 0600):
   listing.jsonl        the latest job listing, for when the server is down (saved)
   jobs/<hex sha256>.json  final jobs seen outside it, by the hash of their name (saved)
   tmp/<owner>.*        downloads, log chunks and growing logs in progress
+  server               the server's URL, for `jhfs cache` (record_server; never a token)
+  jhfs.lock            locked by every mount using the directory (cachelock)
+  jhfs.log             the log of a mount in the background (jhfs.detach)
 Temporary names start with their owner: the process id and the process's
 start time (`<pid>-<ticks since boot>`), so a later mount can delete what a
 killed or crashed one left behind without touching a live mount's files,
@@ -25,6 +28,8 @@ import tempfile
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+
+SERVER_NAME = "server"
 
 
 def private_dir(path: Path) -> Path:
@@ -63,6 +68,38 @@ def durable_rename(src: Path, dst: Path) -> None:
     point at bytes still in the page cache only."""
     os.replace(src, dst)
     fsync_dir(dst.parent)
+
+
+def record_server(cache_dir: Path, server: str) -> None:
+    """Write the URL of the server whose cache directory this is (SERVER_NAME), unless
+    it is there already. A cache without it is only harder to name."""
+    if recorded_server(cache_dir) == server:
+        return
+    try:
+        fd, path = temp_file(private_dir(cache_dir / "tmp"), ".server")
+        try:
+            os.write(fd, f"{server}\n".encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        durable_rename(path, cache_dir / SERVER_NAME)
+    except OSError as exc:
+        logger.warning("cannot write %s: %s", cache_dir / SERVER_NAME, exc)
+
+
+def recorded_server(cache_dir: Path) -> str | None:
+    """The server URL record_server wrote in `cache_dir`, if any."""
+    try:
+        fd = os.open(cache_dir / SERVER_NAME, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:  # none (an older jhfs made the directory), or not a file of ours
+        return None
+    try:
+        text = os.read(fd, 4096).decode(errors="replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return text or None
 
 
 def _start_time(pid: int) -> int | None:

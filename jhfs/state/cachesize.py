@@ -26,6 +26,9 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 MAX_FILL = 0.95  # of the file system holding the cache
+# The subdirectories of a server's cache directory that max_size bounds (the
+# saved listing and jobs, temporary files and the mount's log are not counted).
+COUNTED = ("blobs", "logs", "partial")
 
 
 class CacheSpace:

@@ -58,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 8 << 20  # per ranged request: few requests per GiB, small enough to spread
 PARALLEL_THRESHOLD = 2 * CHUNK_SIZE  # smaller files come in one request
+HASH = hashlib.sha256  # a job file's hash: sha2_256, the one files.FileCache supports
 HASH_BLOCK = 4 << 20  # hashlib releases the GIL on blocks this large
 HASH_TURN = 8  # blocks hashed per turn on the hash pool before other downloads' turn
 # The first connection's first PROBE_BYTES tell whether more would help: a
@@ -108,6 +109,17 @@ class Progress:
     readers: int  # open files reading it; 0: paused, to resume at the next open
     connections: int
     checking: bool
+
+
+def digest_of(fd: int) -> bytes:
+    """The hash of the whole file open as `fd`, read as a download hashes its bytes
+    (`jhfs cache verify`: a blob checked against its name)."""
+    digest = HASH()
+    offset = 0
+    while block := os.pread(fd, HASH_BLOCK, offset):
+        digest.update(block)
+        offset += len(block)
+    return digest.digest()
 
 
 def describe(file: JobFile) -> str:
@@ -178,7 +190,7 @@ class Download:
         self._readers = 0
         self._connections = 0  # connection tasks queued or running
         self._hashing = False  # a hash task is queued or running
-        self._hash = hashlib.sha256()
+        self._hash = HASH()
         self._hashed = 0
         self._verified = False
         self.kept = False  # renamed into the blob directory

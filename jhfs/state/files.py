@@ -35,7 +35,7 @@ from pathlib import Path
 from jhfs.client import JobFile, JuliaHubClient, ListedButMissingError, TransferCancelled
 from jhfs.state import partial
 from jhfs.state.cachedir import clean_stale_temp, private_dir, temp_file
-from jhfs.state.cachesize import CacheSpace
+from jhfs.state.cachesize import COUNTED, CacheSpace
 from jhfs.state.download import Download, Progress, Workers, describe
 from jhfs.state.errors import FileNotReadyError, IntegrityError, ShuttingDownError
 from jhfs.state.pools import CONNECTION_WORKERS, HASH_WORKERS, WorkerPool
@@ -129,9 +129,7 @@ class FileCache:
         # Digests of downloads that ended unverified (failed or dropped) since
         # an open last asked: the kernel may hold pages of their bytes.
         self._unverified: dict[str, None] = {}
-        self._space = CacheSpace(
-            [self._blobs, cache_dir / "logs", self._partial], max_size, self._evict
-        )
+        self._space = CacheSpace([cache_dir / name for name in COUNTED], max_size, self._evict)
 
     def _blob_path(self, file: JobFile) -> Path:
         if not file.is_uploaded or file.hash.digest is None:
