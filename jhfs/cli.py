@@ -15,6 +15,7 @@ from pathlib import Path
 from jhfs import __version__
 from jhfs.client import JuliaHubClient, JuliaHubError
 from jhfs.libfuse import LibfuseMissingError, require_libfuse3
+from jhfs.logsetup import add_logging_options, chosen_level, log_to, open_log_file, setup_logging
 from jhfs.mount_errors import MountError
 from jhfs.mount_options import parse_mount_options
 from jhfs.state.files import DEFAULT_MAX_SIZE
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         "FUSE's (e.g. allow_other)",
     )
     add_cache_max_size(mount)
-    mount.add_argument("--debug", action="store_true", help="verbose logging")
+    add_logging_options(mount, "jhfs.log in the server's cache directory (stderr with -f)")
 
     umount = commands.add_parser("umount", help="unmount (lazily, if busy)")
     umount.add_argument("mountpoint", type=Path, metavar="MOUNTPOINT")
@@ -107,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the emulator with sample jobs and mount it")
     demo.add_argument("mountpoint", type=Path, metavar="MOUNTPOINT")
     add_cache_max_size(demo)
-    demo.add_argument("--debug", action="store_true", help="verbose logging")
+    add_logging_options(demo, "stderr")
 
     commands.add_parser(
         "emulator",
@@ -115,17 +116,6 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     return parser
-
-
-def setup_logging(debug: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="jhfs: %(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # mfusepy logs every errno it returns at debug level, with a traceback
-    # (ENOENT for each `ls` probe); jhfs.errno_map logs what matters itself.
-    logging.getLogger("fuse").setLevel(logging.WARNING)
 
 
 def mount_command(args: argparse.Namespace) -> int:
@@ -149,6 +139,12 @@ def mount_command(args: argparse.Namespace) -> int:
     client = make_client()
     root = args.cache_dir.absolute() if args.cache_dir else default_cache_root()
     cache_dir = server_cache_dir(root, client.server)
+    log_file = args.log_file.absolute() if args.log_file else None
+    if log_file is None and not args.foreground:
+        log_file = cache_dir / "jhfs.log"
+    log_fd = None if log_file is None else open_log_file(log_file)
+    if args.foreground and log_fd is not None:
+        log_to(log_fd)
     user = check_server(client, saved_listing(cache_dir))
     settings = MountSettings(
         mountpoint=mountpoint,
@@ -163,7 +159,8 @@ def mount_command(args: argparse.Namespace) -> int:
         return 0
     # The child builds its own client: nothing of this process's connections is shared.
     client.close()
-    return serve_detached(make_client, settings, settings.cache_dir / "jhfs.log")
+    assert log_file is not None and log_fd is not None
+    return serve_detached(make_client, settings, log_file, log_fd)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,12 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "umount":
         return unmount(args.mountpoint)
-    setup_logging(args.debug)
+    setup_logging(chosen_level(args))
     try:
         require_libfuse3()
         if args.command == "demo":
             from jhfs.demo import run_demo
 
+            if args.log_file:
+                log_to(open_log_file(args.log_file))
             return run_demo(args.mountpoint.absolute(), args.cache_max_size)
         return mount_command(args)
     except (LibfuseMissingError, MountError, JuliaHubError, ValueError) as exc:
