@@ -131,6 +131,10 @@ def mount_command(args: argparse.Namespace) -> int:
     from jhfs.state.saved import saved_listing
 
     mountpoint = args.mountpoint.absolute()
+    log_file = args.log_file.absolute() if args.log_file else None
+    log_fd = None if log_file is None else open_log_file(log_file)
+    if args.foreground and log_fd is not None:
+        log_to(log_fd)
     check_mountpoint(mountpoint)
 
     def make_client() -> JuliaHubClient:
@@ -139,12 +143,6 @@ def mount_command(args: argparse.Namespace) -> int:
     client = make_client()
     root = args.cache_dir.absolute() if args.cache_dir else default_cache_root()
     cache_dir = server_cache_dir(root, client.server)
-    log_file = args.log_file.absolute() if args.log_file else None
-    if log_file is None and not args.foreground:
-        log_file = cache_dir / "jhfs.log"
-    log_fd = None if log_file is None else open_log_file(log_file)
-    if args.foreground and log_fd is not None:
-        log_to(log_fd)
     user = check_server(client, saved_listing(cache_dir))
     settings = MountSettings(
         mountpoint=mountpoint,
@@ -159,7 +157,9 @@ def mount_command(args: argparse.Namespace) -> int:
         return 0
     # The child builds its own client: nothing of this process's connections is shared.
     client.close()
-    assert log_file is not None and log_fd is not None
+    if log_file is None or log_fd is None:
+        log_file = cache_dir / "jhfs.log"
+        log_fd = open_log_file(log_file)
     return serve_detached(make_client, settings, log_file, log_fd)
 
 
