@@ -15,6 +15,7 @@ from pathlib import Path
 from jhfs import __version__, cache_command
 from jhfs.client import JuliaHubClient, JuliaHubError
 from jhfs.libfuse import LibfuseMissingError, require_libfuse3
+from jhfs.logsetup import add_logging_options, chosen_level, log_to, open_log_file, setup_logging
 from jhfs.mount_errors import MountError
 from jhfs.mount_helper import HELPER_USAGE, is_helper_call, run_helper
 from jhfs.mount_options import parse_mount_options
@@ -109,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         "FUSE's (e.g. allow_other)",
     )
     add_cache_max_size(mount)
-    mount.add_argument("--debug", action="store_true", help="verbose logging")
+    add_logging_options(mount, "jhfs.log in the server's cache directory (stderr with -f)")
 
     umount = commands.add_parser("umount", help="unmount (lazily, if busy)")
     umount.add_argument("mountpoint", type=Path, metavar="MOUNTPOINT")
@@ -129,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the emulator with sample jobs and mount it")
     demo.add_argument("mountpoint", type=Path, metavar="MOUNTPOINT")
     add_cache_max_size(demo)
-    demo.add_argument("--debug", action="store_true", help="verbose logging")
+    add_logging_options(demo, "stderr")
 
     cache_command.add_parser(commands)
 
@@ -139,17 +140,6 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     return parser
-
-
-def setup_logging(debug: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="jhfs: %(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # mfusepy logs every errno it returns at debug level, with a traceback
-    # (ENOENT for each `ls` probe); jhfs.errno_map logs what matters itself.
-    logging.getLogger("fuse").setLevel(logging.WARNING)
 
 
 def mount_command(args: argparse.Namespace) -> int:
@@ -165,6 +155,10 @@ def mount_command(args: argparse.Namespace) -> int:
     from jhfs.state.saved import saved_listing
 
     mountpoint = args.mountpoint.absolute()
+    log_file = args.log_file.absolute() if args.log_file else None
+    log_fd = None if log_file is None else open_log_file(log_file)
+    if args.foreground and log_fd is not None:
+        log_to(log_fd)
     check_mountpoint(mountpoint)
 
     def make_client() -> JuliaHubClient:
@@ -188,7 +182,10 @@ def mount_command(args: argparse.Namespace) -> int:
         return 0
     # The child builds its own client: nothing of this process's connections is shared.
     client.close()
-    return serve_detached(make_client, settings, settings.cache_dir / "jhfs.log")
+    if log_file is None or log_fd is None:
+        log_file = cache_dir / "jhfs.log"
+        log_fd = open_log_file(log_file)
+    return serve_detached(make_client, settings, log_file, log_fd)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,12 +207,14 @@ def main(argv: list[str] | None = None) -> int:
         return status_command(args.mountpoint, args.watch, args.json)
     if args.command == "cache":
         return cache_command.run(args)
-    setup_logging(args.debug)
+    setup_logging(chosen_level(args))
     try:
         require_libfuse3()
         if args.command == "demo":
             from jhfs.demo import run_demo
 
+            if args.log_file:
+                log_to(open_log_file(args.log_file))
             return run_demo(args.mountpoint.absolute(), args.cache_max_size)
         return mount_command(args)
     except (LibfuseMissingError, MountError, JuliaHubError, ValueError) as exc:

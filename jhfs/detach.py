@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,13 +21,13 @@ logger = logging.getLogger(__name__)
 
 
 def serve_detached(
-    make_client: Callable[[], JuliaHubClient], settings: MountSettings, log_file: Path
+    make_client: Callable[[], JuliaHubClient], settings: MountSettings, log_file: Path, log_fd: int
 ) -> int:
     """Fork; the child serves, the parent exits 0 once the mount is ready (1 if it failed).
 
     After the mount is ready the child's stdin and stdout go to /dev/null and
-    its stderr (the log) to `log_file`, so that whoever ran `jhfs mount` is not
-    kept waiting on its pipes.
+    its stderr (the log) to `log_file`, open at `log_fd`, so that whoever ran
+    `jhfs mount` is not kept waiting on its pipes.
     """
     ready_read, ready_write = os.pipe()
     sys.stdout.flush()
@@ -36,6 +35,7 @@ def serve_detached(
     pid = os.fork()
     if pid:
         os.close(ready_write)
+        os.close(log_fd)
         with os.fdopen(ready_read, "rb") as pipe:
             report = pipe.read().decode(errors="replace").strip()
         if report == "ready":
@@ -58,21 +58,13 @@ def serve_detached(
             os.close(ready_write)
 
     def ready() -> None:
-        try:
-            log = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        except OSError as exc:
-            # Mounted, but with nowhere to log: unmount (libfuse's SIGTERM
-            # handling) and tell the waiting parent why.
-            tell_parent(f"cannot open the log file {log_file}: {exc.strerror}")
-            os.kill(os.getpid(), signal.SIGTERM)
-            return
         logger.info("mounted %s; logging to %s", settings.mountpoint, log_file)
         null = os.open(os.devnull, os.O_RDWR)
         os.dup2(null, 0)
         os.dup2(null, 1)
-        os.dup2(log, 2)
+        os.dup2(log_fd, 2)
         os.close(null)
-        os.close(log)
+        os.close(log_fd)
         tell_parent("ready")
 
     code = 0

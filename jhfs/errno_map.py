@@ -7,7 +7,7 @@ an OSError without a positive errno (a requests exception, say) and any other
 exception into EINVAL with a traceback of its own, so nothing else may reach it.
 
 Only the layers' own exceptions have an errno of their own: a node's refusal
-(no log line: it is the answer), bad input (one line), the client's and the
+(one debug line: it is the answer), bad input (one line), the client's and the
 state layer's errors, and a full disk. Anything else, a ValueError included,
 is a bug or an unexpected local failure: EIO, and its traceback in the log.
 """
@@ -112,7 +112,10 @@ def fuse_error(exc: BaseException, operation: str, path: str) -> FuseOSError:
     """The FuseOSError to raise for `exc`, after logging what a person needs to know."""
     code = errno_for(exc)
     if isinstance(exc, Refusal):
-        return FuseOSError(code)  # a node's answer (ENOENT for a name, EROFS...): not news
+        # A node's answer (ENOENT for a name, EROFS, ENOTSUP for the xattrs
+        # `ls -l` asks for...): not news, so one debug line (nearly free unless --debug).
+        logger.debug("%s %s: %s", operation, path, errno.errorcode[code])
+        return FuseOSError(code)
     where = f"{operation} {path}"
     if isinstance(exc, NotFoundError):
         logger.debug("%s: not found: %s", where, exc)

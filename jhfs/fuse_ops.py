@@ -9,8 +9,8 @@ not UTF-8 never fail to decode, and name nothing (jhfs.nodes.resolve).
 Every operation is a round trip kernel -> libfuse thread -> Python (tens of
 microseconds), so there are few and each is short: extended attributes outside
 user.jhfs. are answered without looking the path up (and other namespaces as
-not supported, which `ls -l` remembers), a node's refusal costs no log
-line, reads go from the open handle into libfuse's buffer (`JhfsFUSE`), and
+not supported, which `ls -l` remembers), a node's refusal costs a debug
+line only, reads go from the open handle into libfuse's buffer (`JhfsFUSE`), and
 each libfuse thread keeps its Python thread state (`keep_thread_state`).
 """
 

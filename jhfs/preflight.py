@@ -4,6 +4,9 @@ Each problem is a MountError with one line that says what to do. Needs no
 libfuse, so the command line checks all this before loading it. A mount point
 left behind by a jhfs of this user that died (killed, crashed) is unmounted
 first, with one line saying so.
+
+Someone waits at the prompt for the server check: it is retried once, quietly
+(the error line says how it ended), and has PREFLIGHT_SECONDS in all.
 """
 
 from __future__ import annotations
@@ -18,13 +21,24 @@ from jhfs.client import (
     AuthenticationError,
     JuliaHubClient,
     JuliaHubError,
+    NotTLSError,
+    RetryPolicy,
     ServerUnreachableError,
+    TokenExpiredError,
 )
+from jhfs.client.auth import is_loopback
+from jhfs.client.errors import DeadlineExceeded
+from jhfs.client.netfail import answers_plain_http
+from jhfs.client.pacing import operation_deadline
 from jhfs.mount_errors import MountError
 from jhfs.state.cachedir import record_server
 from jhfs.unmounting import MountEntry, answers, mount_entry, unmount_dead
 
 logger = logging.getLogger(__name__)
+
+PREFLIGHT_RETRIES = RetryPolicy(retries=1, level=logging.DEBUG)
+PREFLIGHT_SECONDS = 15.0  # the whole server check, retry included
+PROBE_SECONDS = 2.0  # whether an https:// URL's port speaks plain HTTP
 
 
 def default_cache_root() -> Path:
@@ -104,19 +118,36 @@ def check_server(client: JuliaHubClient, saved_listing: Path | None = None) -> s
     once it answers again, a refused token is EACCES with the hint to renew it.
     """
     try:
-        identity = client.whoami()
+        with operation_deadline(PREFLIGHT_SECONDS):
+            identity = client.whoami(PREFLIGHT_RETRIES)
+    except TokenExpiredError as exc:
+        raise MountError(str(exc)) from None  # said before sending it
     except AuthenticationError as exc:
         raise MountError(f"{client.server} refused the token: {exc}") from None
     except ServerUnreachableError as exc:
+        unreachable = _unreachable(client.server, exc)
         if saved_listing is None:
-            raise MountError(f"cannot reach {client.server}: {exc}") from None
+            raise MountError(unreachable) from None
         logger.warning(
-            "cannot reach %s (%s): mounting anyway, with the jobs an earlier mount saw (%s)",
-            client.server,
-            exc,
+            "%s: mounting anyway, with the jobs an earlier mount saw (%s)",
+            unreachable,
             saved_listing,
         )
         return "?"
     except JuliaHubError as exc:
         raise MountError(f"{client.server} did not answer as JuliaHub does: {exc}") from None
     return identity.username or "?"
+
+
+def _unreachable(server: str, exc: ServerUnreachableError) -> str:
+    """Why `server` did not answer, in one line; for an https:// URL whose port
+    speaks plain HTTP, the URL that was perhaps meant."""
+    if isinstance(exc, DeadlineExceeded):
+        return f"cannot reach {server}: no answer within {PREFLIGHT_SECONDS:g} s"
+    parts = urlsplit(server)
+    host = parts.hostname or ""
+    if isinstance(exc, NotTLSError) and answers_plain_http(host, parts.port or 443, PROBE_SECONDS):
+        if is_loopback(host):
+            return f"{server} answers plain HTTP, not HTTPS; did you mean http://{parts.netloc}{parts.path}?"
+        return f"{server} answers plain HTTP, not HTTPS (jhfs speaks plain HTTP to loopback only)"
+    return f"cannot reach {server}: {exc.failure}"

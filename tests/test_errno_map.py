@@ -142,12 +142,14 @@ def test_every_refusal_has_an_errno() -> None:
 
 
 @pytest.mark.parametrize(("exc", "code"), REFUSED)
-def test_a_refusal_is_the_answer_and_not_logged(
+def test_a_refusal_is_the_answer_and_one_debug_line(
     caplog: pytest.LogCaptureFixture, exc: Refusal, code: int
 ) -> None:
     with caplog.at_level(logging.DEBUG):
         assert fuse_error(exc, "getattr", "/jobs/jr-nope").errno == code
-    assert caplog.records == []
+    [record] = caplog.records
+    assert record.levelno == logging.DEBUG and record.exc_info is None
+    assert record.getMessage() == f"getattr /jobs/jr-nope: {errno.errorcode[code]}"
 
 
 def test_a_value_error_is_a_bug_with_a_traceback(caplog: pytest.LogCaptureFixture) -> None:

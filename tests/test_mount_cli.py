@@ -151,7 +151,7 @@ def test_mount_detaches_once_ready_and_umount_ends_it(emulator: Emulator, tmp_pa
             os.kill(pid, signal.SIGKILL)
 
 
-def test_a_detached_mount_that_cannot_open_its_log_file_says_so_and_unmounts(
+def test_a_detached_mount_that_cannot_open_its_log_file_says_so_and_does_not_mount(
     emulator: Emulator, tmp_path: Path
 ) -> None:
     mountpoint = tmp_path / "mnt"

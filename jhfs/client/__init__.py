@@ -1,15 +1,17 @@
 """The JuliaHub client layer: HTTP, models, authentication, the live log stream."""
 
-from jhfs.client.api import DownloadSink, Identity, JuliaHubClient
+from jhfs.client.api import DownloadSink, Identity, JuliaHubClient, RetryPolicy
 from jhfs.client.auth import TokenSource, discover
 from jhfs.client.errors import (
     AuthenticationError,
     JuliaHubError,
     ListedButMissingError,
     NotFoundError,
+    NotTLSError,
     PermissionDeniedError,
     ServerError,
     ServerUnreachableError,
+    TokenExpiredError,
     TransferCancelled,
 )
 from jhfs.client.models import (
@@ -37,9 +39,12 @@ __all__ = [
     "LogMessage",
     "LogPage",
     "NotFoundError",
+    "NotTLSError",
     "PermissionDeniedError",
+    "RetryPolicy",
     "ServerError",
     "ServerUnreachableError",
+    "TokenExpiredError",
     "TokenSource",
     "TransferCancelled",
     "discover",

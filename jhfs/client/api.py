@@ -6,6 +6,8 @@ Policy:
   GraphQL query it POSTs to a server without /api/v1) are retried up to
   `retries` times on connection errors, timeouts and 429/502/503/504, with
   exponential backoff, honouring Retry-After (capped at RETRY_AFTER_CAP seconds).
+  Each retry is a warning in the log. The identity check may be given a
+  RetryPolicy of its own (the mount's check at the prompt: fewer, at debug).
 - Actions (kill, a GET; extend, a POST) are retried only when the connection
   could not be made at all, so the server never saw them; never after a
   response or a broken connection, which may have taken effect.
@@ -13,7 +15,9 @@ Policy:
   changed, repeats the request once; otherwise AuthenticationError. The
   identity check also takes a 500 from /api/v1 as a refused token (JuliaHub
   answers some bad tokens so), and Hasura's `invalid-jwt` error from GraphQL.
-- requests exceptions never escape: they become ServerUnreachableError.
+- requests exceptions never escape: they become ServerUnreachableError
+  (NotTLSError when an https:// server's port does not speak TLS), whose
+  `failure` says the cause in words (jhfs.client.netfail).
 - Pacing (jhfs.client.pacing): every request takes a token from the
   mount-wide rate limit, background ones waiting for theirs; inside a user
   operation's deadline the timeouts, retries and body reads all end by it
@@ -53,6 +57,7 @@ from jhfs.client.errors import (
     JuliaHubError,
     ListedButMissingError,
     NotFoundError,
+    NotTLSError,
     PermissionDeniedError,
     ServerError,
     ServerUnreachableError,
@@ -68,6 +73,7 @@ from jhfs.client.models import (
     parse_log_page,
     raise_for_failure,
 )
+from jhfs.client.netfail import describe, is_not_tls
 from jhfs.client.pacing import RateLimiter, RecentCounts, background, in_background, remaining
 
 logger = logging.getLogger(__name__)
@@ -119,6 +125,14 @@ class Identity:
 
     username: str | None  # None: the server did not say
     api_version: str | None  # None: a server without /api/v1, asked over GraphQL
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a failed read is tried again, and how loudly each retry is logged."""
+
+    retries: int
+    level: int = logging.WARNING
 
 
 class DownloadSink(Protocol):
@@ -213,7 +227,7 @@ class JuliaHubClient:
         self._host = urlsplit(self._server).hostname
         self._tokens = tokens
         self._timeout = (min(connect_timeout, timeout), timeout)
-        self._retries = retries
+        self._retries = RetryPolicy(retries)
         self._session = requests.Session()
         # Many FUSE threads share the session: keep enough pooled connections.
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32)
@@ -258,16 +272,18 @@ class JuliaHubClient:
 
     # --- the calls ------------------------------------------------------------------
 
-    def whoami(self) -> Identity:
+    def whoami(self, retries: RetryPolicy | None = None) -> Identity:
         """The identity check: GET /api/v1, or, on a server without it (404), the
         GraphQL user query. AuthenticationError on a refused token (401; a 500 from
-        /api/v1)."""
+        /api/v1). `retries`: instead of the client's own policy."""
         what = "the identity check"
         try:
-            answer = self._call("GET", "/api/v1", what=what, refusals=IDENTITY_TOKEN_REFUSED)
+            answer = self._call(
+                "GET", "/api/v1", what=what, refusals=IDENTITY_TOKEN_REFUSED, retries=retries
+            )
         except NotFoundError:
             logger.info("%s has no /api/v1 (an older JuliaHub): asking GraphQL", self._server)
-            return self._whoami_graphql()
+            return self._whoami_graphql(retries)
         body = self._json(answer, what)
         if not isinstance(body, dict):
             raise ServerError(f"malformed answer from the server to {what}: not a JSON object")
@@ -278,7 +294,7 @@ class JuliaHubClient:
             version if isinstance(version, str) else None,
         )
 
-    def _whoami_graphql(self) -> Identity:
+    def _whoami_graphql(self, retries: RetryPolicy | None) -> Identity:
         """POST /v1/graphql with the user query: exactly one user, with a username."""
         what = "the identity check (GraphQL)"
         answer = self._call(
@@ -287,6 +303,7 @@ class JuliaHubClient:
             headers=GRAPHQL_HEADERS,
             json_body={"variables": {}, "operationName": None, "query": USER_QUERY},
             what=what,
+            retries=retries,
         )
         body = self._json(answer, what)
         data = body.get("data") if isinstance(body, dict) else None
@@ -485,9 +502,10 @@ class JuliaHubClient:
         action: bool = False,
         listed: bool = False,
         refusals: Mapping[int, str] = TOKEN_REFUSED,
+        retries: RetryPolicy | None = None,
     ) -> bytes:
-        """A whole request's body, with retries and status mapping (`listed`,
-        `refusals`: see _raise_for_status)."""
+        """A whole request's body, with retries (the client's policy unless
+        `retries`) and status mapping (`listed`, `refusals`: see _raise_for_status)."""
 
         def attempt() -> bytes:
             response = self._send(
@@ -499,7 +517,7 @@ class JuliaHubClient:
                 )
                 return self._read_body(response)
 
-        return self._with_retries(attempt, what, retryable=not action)
+        return self._with_retries(attempt, what, retryable=not action, policy=retries)
 
     def _read_body(self, response: requests.Response) -> bytes:
         """The body, read piecewise so that a body dripping in ends at the deadline.
@@ -519,27 +537,40 @@ class JuliaHubClient:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise requests.ConnectionError(f"the body was cut short: {exc}") from None
 
-    def _with_retries(self, attempt: Callable[[], _T], what: str, *, retryable: bool) -> _T:
+    def _with_retries(
+        self,
+        attempt: Callable[[], _T],
+        what: str,
+        *,
+        retryable: bool,
+        policy: RetryPolicy | None = None,
+    ) -> _T:
         """Run `attempt`, retrying transient failures: all of them for reads, unsent ones always.
 
         `attempt` raises _Retry only where retrying is safe.
         """
+        policy = policy or self._retries
         tries = 0
         while True:
+            unreachable: type[ServerUnreachableError] = ServerUnreachableError
             try:
                 remaining()  # no attempt once the operation's deadline has passed
                 return attempt()
             except _Retry as exc:
                 reason, delay = str(exc), exc.delay
+                failure = reason.removeprefix(f"{what}: ")
             except requests.RequestException as exc:
-                reason, delay = f"{what}: {type(exc).__name__}: {exc}", None
+                failure = self._redact(describe(exc, self._host))
+                reason, delay = f"{what}: {failure}", None
+                unreachable = NotTLSError if is_not_tls(exc) else ServerUnreachableError
                 if not (retryable or _never_connected(exc)):
-                    raise ServerUnreachableError(
-                        self._redact(f"{reason} (not retried: it may have taken effect)")
+                    raise unreachable(
+                        self._redact(f"{reason} (not retried: it may have taken effect)"), failure
                     ) from None
-            if tries >= self._retries:
-                raise ServerUnreachableError(
-                    self._redact(f"{reason} (gave up after {tries + 1} attempts)")
+            if tries >= policy.retries:
+                raise unreachable(
+                    self._redact(f"{reason} (gave up after {tries + 1} attempts)"),
+                    self._redact(failure),
                 )
             if delay is None:
                 delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**tries) * random.uniform(0.8, 1.2)
@@ -549,8 +580,13 @@ class JuliaHubClient:
             if self._closing.is_set():
                 raise ServerUnreachableError(self._redact(f"{reason} (the mount is ending)"))
             tries += 1
-            logger.warning(
-                "%s; retry %d of %d in %.2f s", self._redact(reason), tries, self._retries, delay
+            logger.log(
+                policy.level,
+                "%s; retry %d of %d in %.2f s",
+                self._redact(reason),
+                tries,
+                policy.retries,
+                delay,
             )
             if self._closing.wait(delay):
                 raise ServerUnreachableError(self._redact(f"{reason} (the mount is ending)"))

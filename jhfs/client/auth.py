@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from jhfs.client.errors import AuthenticationError
+from jhfs.client.errors import AuthenticationError, TokenExpiredError
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def _fresh_token_hint(host: str) -> str:
     )
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
@@ -63,7 +63,7 @@ def normalize_server(url: str) -> str:
         raise ValueError(f"invalid JuliaHub server URL {url!r}: no query, fragment or user allowed")
     scheme = parts.scheme.lower()
     if scheme == "http":
-        if not _is_loopback(host):
+        if not is_loopback(host):
             raise ValueError(
                 f"refusing JuliaHub server URL {url!r}: http:// is only allowed for loopback "
                 "hosts (127.0.0.0/8, localhost, ::1); use https://"
@@ -120,8 +120,10 @@ class TokenSource:
                     # Perhaps refreshed within the same mtime tick: look once more.
                     self._read_file()
                 if self._expired():
-                    raise AuthenticationError(
-                        f"the JuliaHub token in {self._path} has expired; "
+                    assert self._expires is not None
+                    when = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(self._expires))
+                    raise TokenExpiredError(
+                        f"the JuliaHub token in {self._path} expired at {when}; "
                         + _fresh_token_hint(self._path.parent.name)
                     )
             assert self._token is not None

@@ -13,6 +13,10 @@ class AuthenticationError(JuliaHubError):
     identity check also a 500, or GraphQL's invalid-jwt)."""
 
 
+class TokenExpiredError(AuthenticationError):
+    """auth.toml says its token has expired: nothing is sent with it."""
+
+
 class PermissionDeniedError(JuliaHubError):
     """The server refused the operation (403); kill/extend also say this for unknown jobs."""
 
@@ -32,7 +36,21 @@ class ListedButMissingError(ServerError):
 
 
 class ServerUnreachableError(JuliaHubError):
-    """No answer: connection refused or reset, timeout, or a body cut short."""
+    """No answer: connection refused or reset, a name that does not resolve, a TLS
+    failure, timeout, or a body cut short.
+
+    `failure` says what went wrong, in words; the message also says what was
+    asked and how often.
+    """
+
+    def __init__(self, message: str, failure: str | None = None) -> None:
+        super().__init__(message)
+        self.failure = message if failure is None else failure
+
+
+class NotTLSError(ServerUnreachableError):
+    """The server's port answered the TLS handshake with something else (an
+    https:// URL for a server that speaks plain HTTP, say)."""
 
 
 class TransferCancelled(Exception):
