@@ -29,7 +29,7 @@ from pathlib import Path
 from jhfs.client.auth import normalize_server
 from jhfs.preflight import default_cache_root, server_cache_path
 from jhfs.state.cachedir import fsync_dir, recorded_server
-from jhfs.state.cachelock import LOCK_NAME, exclusive, in_use
+from jhfs.state.cachelock import LOCK_NAME, exclusive, holders, in_use
 from jhfs.state.cachesize import COUNTED
 from jhfs.state.download import digest_of
 from jhfs.state.saved import LISTING_NAME
@@ -175,7 +175,13 @@ def du(root: Path, caches: list[ServerCache], in_bytes: bool) -> int:
 def _mounted(cache: ServerCache) -> str:
     if not in_use(cache.directory):
         return "-"
-    return ", ".join(str(path) for path in mounts_of(cache.server)) or "yes"
+    return _where(cache) or "yes"
+
+
+def _where(cache: ServerCache) -> str:
+    """The mount points of the mounts using `cache`, as far as they say."""
+    paths = mounts_of(cache.server, holders(cache.directory))
+    return ", ".join(str(path) for path in paths)
 
 
 def human(size: int) -> str:
@@ -235,7 +241,7 @@ def clear(caches: list[ServerCache]) -> int:
         with exclusive(cache.directory) as unused:
             if not unused:
                 code = 1
-                where = ", ".join(str(path) for path in mounts_of(cache.server))
+                where = _where(cache)
                 print(
                     f"jhfs: {cache.server}: in use by a mount{f' at {where}' if where else ''}; "
                     f"not cleared ({cache.directory})",

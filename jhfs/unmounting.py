@@ -98,12 +98,15 @@ def fsname(server: str) -> str:
     return f"jhfs:{urlsplit(server).netloc}"
 
 
-def mounts_of(server: str) -> list[Path]:
-    """The mount points of the jhfs mounts of `server` (whatever their cache directory)."""
+def mounts_of(server: str, pids: set[int]) -> list[Path]:
+    """The mount points of the jhfs mounts of `server` that the processes `pids` serve
+    (the mounts of one cache directory: other mounts of the server may use another)."""
     return [
         Path(os.fsdecode(path))
         for path, entry in mount_table()
-        if entry.fstype == f"fuse.{SUBTYPE}" and entry.source == fsname(server)
+        if entry.fstype == f"fuse.{SUBTYPE}"
+        and entry.source == fsname(server)
+        and _serving_process(Path(os.fsdecode(path))) in pids
     ]
 
 

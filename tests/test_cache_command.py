@@ -116,6 +116,23 @@ def _kept(mount: Mount) -> list[Path]:
     return [server_dir(mount) / name for name in KEPT]
 
 
+def test_clear_names_only_the_mounts_of_its_own_cache(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    # Two mounts of one server, each with its cache directory: each is in use by
+    # its own mount alone (the lock's holder), not by every mount of the server.
+    first, second = tmp_path / "first", tmp_path / "second"
+    with mount_jhfs(fresh_emulator, first) as one, mount_jhfs(fresh_emulator, second) as two:
+        for mount, other in ((one, two), (two, one)):
+            refused = cache(mount, "clear")
+            assert refused.returncode == 1
+            (message,) = refused.stderr.splitlines()
+            assert f"at {mount.path};" in message and str(other.path) not in message
+            du = cache(mount, "du")
+            (line,) = [line for line in du.stdout.splitlines() if fresh_emulator.url in line]
+            assert line.split()[-1] == str(mount.path)
+
+
 def test_a_killed_mount_holds_no_lock(fresh_emulator: Emulator, tmp_path: Path) -> None:
     with mount_jhfs(fresh_emulator, tmp_path) as mount:
         fill(mount, tmp_path)

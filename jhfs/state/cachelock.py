@@ -8,6 +8,9 @@ gets it only when no mount holds it, and while it holds it no mount starts
 a lock with the last descriptor of its open file, so a mount killed with
 SIGKILL, or crashed, holds nothing: no stale lock to clean up.
 
+Who holds it (`holders`) is in /proc/locks: the processes of the mounts
+using the directory, which `jhfs cache` names.
+
 The lock file itself is never deleted: a mount waiting on it must get the
 lock of the file a later clear locks too, not of an unlinked one.
 """
@@ -91,3 +94,22 @@ def in_use(cache_dir: Path) -> bool:
         return not _try(fd, fcntl.LOCK_EX)
     finally:
         os.close(fd)
+
+
+def holders(cache_dir: Path) -> set[int]:
+    """The pids holding the lock on `cache_dir` (the mounts using it), from /proc/locks."""
+    try:
+        info = os.stat(cache_dir / LOCK_NAME, follow_symlinks=False)
+        with open("/proc/locks") as table:
+            lines = table.readlines()
+    except OSError:
+        return set()
+    # "1: FLOCK  ADVISORY  READ 16528 fe:00:2548755 0 EOF": the device in hex, the inode
+    # in decimal; a "->" line is a process waiting for the lock, not holding it.
+    wanted = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    found = set()
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == wanted:
+            found.add(int(fields[4]))
+    return found
