@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from jhfs.client.models import parse_log_page
 from jhfs.state.logformat import Rendering
 
@@ -68,3 +70,15 @@ def test_text_stays_text_and_a_lone_surrogate_stays_its_escape() -> None:
     assert json.loads(data)["message"] == message.message
     text = Rendering.TEXT.encode([message])
     assert text == "café 😀 a\nb ? end\n".encode()
+
+
+def test_nan_and_infinity_the_server_sent_are_null_so_every_line_is_json() -> None:
+    # Python's parser takes NaN and Infinity, which JSON has not: strict parsers
+    # (jq) would refuse the whole file.
+    body = '"[{\\"message\\": \\"x\\", \\"eventId\\": \\"1\\", '
+    body += '\\"keywords\\": {\\"loss\\": NaN, \\"v\\": [Infinity, 1.5]}, '
+    body += '\\"metadata\\": {\\"t\\": -Infinity}}]"'
+    data = Rendering.JSONL.encode(parse_log_page(body).messages)
+    strict = json.loads(data, parse_constant=lambda name: pytest.fail(f"{name} in the output"))
+    assert strict["keywords"] == {"loss": None, "v": [None, 1.5]}
+    assert strict["metadata"] == {"t": None}

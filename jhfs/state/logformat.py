@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from collections.abc import Sequence
 
 from jhfs.client import LogMessage
 from jhfs.client.models import format_timestamp
 
 # Compact, and non-ASCII text as itself (greppable) rather than \\u escapes.
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# allow_nan=False: a NaN or Infinity the server sent (Python's parser takes them)
+# is not JSON, and would break `jq` on the whole file; see _finite.
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 class Rendering(enum.Enum):
@@ -43,10 +46,28 @@ class Rendering(enum.Enum):
             text = "".join(m.message + "\n" for m in messages)
             # A lone surrogate from a JSON escape cannot be UTF-8: shown as "?".
             return text.encode("utf-8", "replace")
-        text = "".join(_JSON.encode(_fields(m)) + "\n" for m in messages)
+        text = "".join(_encode(_fields(m)) + "\n" for m in messages)
         # Here a lone surrogate is inside a JSON string, where backslashreplace
         # writes it as the JSON escape it came as (\\udc80): kept, and still JSON.
         return text.encode("utf-8", "backslashreplace")
+
+
+def _encode(fields: dict[str, object]) -> str:
+    try:
+        return _JSON.encode(fields)
+    except ValueError:  # a NaN or an Infinity somewhere in keywords or metadata
+        return _JSON.encode(_finite(fields))
+
+
+def _finite(value: object) -> object:
+    """`value` with each NaN and Infinity as null, which JSON can say."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _fields(message: LogMessage) -> dict[str, object]:
