@@ -176,7 +176,9 @@ def mount_command(args: argparse.Namespace) -> int:
         options=parse_mount_options(args.options),
         user=user,
     )
-    logger.info("mounting %s's jobs on %s at %s", user, client.server, mountpoint)
+    # "?": the server did not say (offline, or no username in its answer).
+    whose = "the jobs" if user == "?" else f"{user}'s jobs"
+    logger.info("mounting %s on %s at %s", whose, client.server, mountpoint)
     if args.foreground:
         serve(client, settings, lambda: logger.info("ready at %s", mountpoint))
         return 0

@@ -107,6 +107,7 @@ def test_server_down_then_a_remount_on_the_same_cache(
     # A new mount, with the server still down, on the same cache.
     with mount_jhfs(fresh_emulator, work, "--jobs-limit", "2", log_name="remount.log") as again:
         assert "mounting anyway" in again.log_text()
+        assert f"mounting the jobs on {fresh_emulator.url}" in again.log_text()
         assert listed(again) == sorted([running, finished])
         assert offline_warnings(again) == 1
         assert_readable_offline(again, older, finished, tmp_path)
