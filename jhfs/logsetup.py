@@ -10,6 +10,7 @@ and no mount; it is created 0600 (job names are in it) and appended to.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import sys
@@ -63,6 +64,9 @@ def setup_logging(level: int) -> None:
     # logs each failure itself, in one line. Its warnings and the exceptions
     # it catches (which only a bug in jhfs raises) still show.
     logging.getLogger("fuse").setLevel(logging.WARNING)
+    # A crash in native code (libfuse, ctypes) leaves the Python stack of every
+    # thread in the log instead of nothing: the bug's traceback.
+    faulthandler.enable(sys.stderr, all_threads=True)
 
 
 def open_log_file(path: Path) -> int:
@@ -83,3 +87,4 @@ def log_to(log_fd: int) -> None:
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(stream)
+    faulthandler.enable(stream, all_threads=True)

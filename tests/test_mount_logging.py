@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -181,3 +182,18 @@ def test_the_most_verbose_option_wins(argv: list[str], level: int) -> None:
 def test_an_unknown_log_level_is_refused() -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["mount", "/mnt", "--log-level", "verbose"])
+
+
+def test_a_crash_in_native_code_leaves_every_threads_stack_in_the_log(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # As a segmentation fault in libfuse or ctypes would: the process dies
+    # where no Python exception can be caught, and the log says where each
+    # Python thread was (the main thread in the FUSE loop).
+    with mount_jhfs(emulator, tmp_path) as mount:
+        mount.process.send_signal(signal.SIGSEGV)
+        assert mount.process.wait(timeout=30) == -signal.SIGSEGV
+        text = mount.log_text()
+        assert "Fatal Python error: Segmentation fault" in text
+        assert "Current thread" in text
+        assert "in serve" in text  # jhfs.mounting.serve, waiting in the FUSE loop
