@@ -127,7 +127,7 @@ def serve(client: JuliaHubClient, settings: MountSettings, on_ready: Callable[[]
     options: dict[str, str | bool | float] = {
         "fsname": fsname(client.server),
         "subtype": SUBTYPE,
-        "default_permissions": True,  # the kernel enforces the modes (ctl is 0200)
+        "default_permissions": True,  # the kernel enforces the modes (ctl: 0644, the owner writes)
         "attr_timeout": KERNEL_TIMEOUT,
         "entry_timeout": KERNEL_TIMEOUT,
         "negative_timeout": KERNEL_TIMEOUT,
