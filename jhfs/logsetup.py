@@ -66,7 +66,7 @@ def setup_logging(level: int) -> None:
     logging.getLogger("fuse").setLevel(logging.WARNING)
     # A crash in native code (libfuse, ctypes) leaves the Python stack of every
     # thread in the log instead of nothing: the bug's traceback.
-    faulthandler.enable(sys.stderr, all_threads=True)
+    faulthandler.enable(2, all_threads=True)  # stderr's descriptor, the log once detached
 
 
 def open_log_file(path: Path) -> int:
@@ -87,4 +87,4 @@ def log_to(log_fd: int) -> None:
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(stream)
-    faulthandler.enable(stream, all_threads=True)
+    faulthandler.enable(log_fd, all_threads=True)

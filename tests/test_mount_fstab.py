@@ -49,23 +49,28 @@ def jhfs_command(bin_dir: Path) -> Path:
     return command
 
 
-def open_to_everyone(path: Path, stash: Path) -> list[str]:
-    """Shell commands that, in a mount namespace, let every user reach `path`: a
+def open_to_everyone(paths: list[Path], stash: Path) -> list[str]:
+    """Shell commands that, in a mount namespace, let every user reach `paths`: each
     directory on the way that only root may enter (/root, when this Python is
-    pyenv's) becomes an open tmpfs holding just the next directory on the way."""
+    pyenv's; a checkout under `mktemp -d`) becomes an open tmpfs holding just the
+    next directories on the ways (top down, so a closed directory further on is
+    reached through the binds already made)."""
+    children: dict[Path, set[str]] = {}
+    for path in paths:
+        for closed in reversed(path.parents):
+            if closed != Path("/") and not closed.stat().st_mode & 0o001:
+                children.setdefault(closed, set()).add(path.relative_to(closed).parts[0])
     commands = []
-    for closed in reversed(path.parents):
-        if closed != Path("/") and not closed.stat().st_mode & 0o001:
-            child = path.relative_to(closed).parts[0]
-            stash.mkdir()
-            q_closed, q_stash = shlex.quote(str(closed)), shlex.quote(str(stash))
-            commands += [
-                f"mount --bind {q_closed} {q_stash}",
-                f"mount -t tmpfs -o mode=755 tmpfs {q_closed}",
-                f"mkdir {q_closed}/{child}",
-                f"mount --bind {q_stash}/{child} {q_closed}/{child}",
-            ]
-            break
+    for number, closed in enumerate(sorted(children, key=lambda p: len(p.parts))):
+        place = stash / str(number)
+        place.mkdir(parents=True)
+        q_closed, q_place = shlex.quote(str(closed)), shlex.quote(str(place))
+        commands += [f"mount --bind {q_closed} {q_place}",
+                     f"mount -t tmpfs -o mode=755 tmpfs {q_closed}"]  # fmt: skip
+        for child in sorted(children[closed]):
+            q_child = shlex.quote(child)
+            commands += [f"mkdir {q_closed}/{q_child}",
+                         f"mount --bind {q_place}/{q_child} {q_closed}/{q_child}"]  # fmt: skip
     return commands
 
 
@@ -151,7 +156,9 @@ def namespace(workdir: Path) -> Iterator[Namespace]:
     ns = Namespace(
         binds,
         # A normal user's mount runs jhfs as that user.
-        open_to_everyone(Path(sys.executable).resolve(), workdir / "stash"),
+        open_to_everyone(
+            [Path(sys.executable), Path(sys.executable).resolve(), CHECKOUT], workdir / "stash"
+        ),
     )
     try:
         yield ns
