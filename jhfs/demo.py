@@ -78,6 +78,7 @@ def what_to_try(mountpoint: Path, url: str, jobs: list[Job]) -> str:
         (f"echo 'extend 2' > {jobs_dir}/{running}/ctl", "two more hours"),
         (f"echo kill > {jobs_dir}/{running}/ctl", "stops the job"),
         (f"cat {jobs_dir}/{running}/wait", "Stopped: blocks until the job is done"),
+        (f"jhfs status {mountpoint}", "downloads in flight, followed logs, cache"),
     ]
     width = max(len(command) for command, _ in commands)
     return "\n".join(
