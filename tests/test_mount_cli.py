@@ -315,6 +315,11 @@ def test_demo_mounts_sample_jobs_prints_real_commands_and_cleans_up(tmp_path: Pa
         copied = sh(f"cp {result[1]} {tmp_path}/")
         assert copied.returncode == 0, copied.stderr
         assert sh(f"tail -n 1 {running[1]}/logs").returncode == 0
+        status = re.search(r"jhfs status (\S+)", text)
+        assert status and status[1] == str(mountpoint), text
+        shown = subprocess.run([sys.executable, "-m", "jhfs", "status", status[1]],
+                               capture_output=True, text=True, timeout=30)  # fmt: skip
+        assert shown.returncode == 0 and shown.stdout.startswith(f"{mountpoint}: "), shown
         emulator_url = re.search(r"(http://127\.0\.0\.1:\d+)", text)
         assert emulator_url, text
         demo.send_signal(signal.SIGINT)
