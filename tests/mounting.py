@@ -135,8 +135,17 @@ def mount_jhfs(
         )  # fmt: skip
     mount = Mount(mountpoint, process, emulator, cache_dir, log)
     try:
-        wait_for(lambda: mounted_anew() or process.poll() is not None, what="jhfs to mount")
-        if not mounted_anew():
+        # Asked once per poll: a second ask could differ (a statfs of a mount still
+        # starting may take longer than `answers` waits, on a loaded machine).
+        mounted = False
+
+        def settled() -> bool:
+            nonlocal mounted
+            mounted = mounted_anew()
+            return mounted or process.poll() is not None
+
+        wait_for(settled, what="jhfs to mount")
+        if not mounted:
             pytest.fail(f"jhfs exited with {process.returncode}:\n{mount.log_text()}")
         yield mount
     finally:
