@@ -117,13 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="what jhfs mounts are doing")
     status.add_argument("mountpoint", type=Path, nargs="?", metavar="MOUNT")
+    status.add_argument("--watch", action="store_true", help="draw it again until Ctrl-C")
     status.add_argument(
-        "--watch",
+        "-n",
+        "--interval",
         type=positive_seconds,
-        nargs="?",
-        const=1.0,
+        default=1.0,
         metavar="SECONDS",
-        help="draw it again every SECONDS (default: 1) until Ctrl-C",
+        help="with --watch, the seconds between drawings (default: 1), as watch(1) has it",
     )
     status.add_argument("--json", action="store_true", help="print each mount's status.json")
 
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         from jhfs.status_command import status_command
 
-        return status_command(args.mountpoint, args.watch, args.json)
+        return status_command(args.mountpoint, args.interval if args.watch else None, args.json)
     if args.command == "cache":
         return cache_command.run(args)
     setup_logging(chosen_level(args))

@@ -198,7 +198,7 @@ def test_status_of_a_path_that_is_no_jhfs_mount_fails(tmp_path: Path, emulator: 
 
 def test_watch_draws_again_until_ctrl_c(mnt: Mount) -> None:
     watch = interruptible(
-        [sys.executable, "-m", "jhfs", "status", str(mnt.path), "--watch", "0.2"],
+        [sys.executable, "-m", "jhfs", "status", "--watch", "-n", "0.2", str(mnt.path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=jhfs_env(mnt.emulator),
