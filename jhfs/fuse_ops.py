@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import itertools
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from jhfs.binding import (
     KernelCache,
     Operations,
     c_stat,
+    loop_end_hook,
     request_abandoned,
     session_ending,
     set_st_attrs,
@@ -39,6 +41,8 @@ from jhfs.nodes import XATTR_NAMESPACE, Attrs, Handle, Node, resolve
 from jhfs.nodes.base import is_type_only
 from jhfs.nodes.errors import AttributeNotSupported, BadFileHandle, NoSuchAttribute, ReadOnly
 from jhfs.state.errors import ShuttingDownError
+
+logger = logging.getLogger(__name__)
 
 # ctypes runs a callback from a thread Python did not start (all of libfuse's)
 # with a thread state made for that one call and destroyed after it, which
@@ -107,6 +111,12 @@ class JhfsFUSE(FUSE):  # type: ignore[misc]  # mfusepy is untyped
     libfuse's read and readdir; only they are replaced.
     """
 
+    def __init__(self, operations: JhfsOperations, mountpoint: str, **options: Any) -> None:
+        # Mounts and serves until unmounted. Invalidations stop once the loop has
+        # ended, before libfuse frees the tables they look paths up in.
+        with loop_end_hook(operations.kernel_cache.detach):
+            super().__init__(operations, mountpoint, **options)
+
     def readdir_fuse_3(
         self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any, flags: int
     ) -> int:
@@ -169,7 +179,8 @@ class JhfsOperations(Operations):  # type: ignore[misc]  # mfusepy is untyped
 
     def destroy(self, path: str) -> None:
         """libfuse is taking the mount down (after the unmount)."""
-        self.kernel_cache.detach()
+        logger.debug("libfuse ends the file system")
+        self.kernel_cache.detach()  # already done, unless libfuse is older than 3.12
 
     # -- reading the tree --------------------------------------------------
 

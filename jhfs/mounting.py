@@ -40,8 +40,9 @@ logger = logging.getLogger(__name__)
 
 # libfuse starts a thread per concurrent request up to max_threads; each
 # holds a Python thread state (fuse_ops.KEPT_THREAD_STATES) while it lives.
-# libfuse 3.14 (Debian 12) parses but never applies max_threads and keeps its
-# built-in 10; later versions take this. Idle threads beyond
+# libfuse 3.14's fuse_main (Debian 12) parses but never applies max_threads;
+# jhfs runs fuse_main's steps itself (binding.loop_end_hook) and applies it,
+# as libfuse 3.15 and later do. Idle threads beyond
 # FUSE_MAX_IDLE_THREADS end (3.14 also complains at every mount unless this
 # is given). More requests than threads wait in the kernel's queue. With
 # the download pools (state.pools) and the request pool (state.waiting),
