@@ -12,8 +12,8 @@ ends the wait with its error. A wait ends when the job is done, when its
 process is interrupted or ends (Ctrl-C, `timeout`), and at once when the
 mount ends.
 
-How many: libfuse serves a mount with a fixed number of threads (10 with
-libfuse 3.14, whatever max_threads says; more requests queue in the kernel),
+How many: libfuse serves a mount with a fixed number of threads (12:
+jhfs.mounting's FUSE_MAX_THREADS; more requests queue in the kernel),
 and a read that blocks holds one of them. So HOLDERS waits at most block
 until the job is done; a wait beyond them blocks for SLICE at most, then
 answers EINTR (WaitContinues), and its reader reads again, as cat, cp,
@@ -34,7 +34,7 @@ from jhfs.state.errors import WaitContinues
 from jhfs.state.registry import JobRegistry
 from jhfs.state.waiting import POLL, pause
 
-HOLDERS = 4  # waits blocking at once: of libfuse 3.14's 10 threads, 6 stay for the rest
+HOLDERS = 4  # waits blocking at once: of libfuse's 12 threads, 8 stay for the rest
 SLICE = 0.5  # seconds a wait beyond them blocks before its reader reads again
 
 
