@@ -4,8 +4,10 @@ what they use (binding.loop_end_hook), whatever ends the loop."""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from conftest import Emulator
 from mounting import LineReader, Mount, jhfs, jhfs_env, module_emulator, mount_jhfs
 
@@ -44,34 +46,28 @@ def stop_job(em: Emulator, jobname: str) -> None:
     (Path(em.admin("GET", f"jobs/{jobname}")["work_dir"]) / "stop").touch()
 
 
-def test_sigterm_while_a_log_is_followed_exits_cleanly(emulator: Emulator, tmp_path: Path) -> None:
+def end_by_sigterm(mount: Mount) -> None:
+    mount.process.terminate()
+
+
+def end_by_umount(mount: Mount) -> None:
+    # tail keeps the mount busy: the unmount is lazy, and the loop ends once tail
+    # lets go, lines still arriving.
+    result = jhfs("umount", str(mount.path), env=jhfs_env(mount.emulator))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("end", [end_by_sigterm, end_by_umount], ids=["sigterm", "umount"])
+def test_ending_a_mount_while_a_log_is_followed_exits_cleanly(
+    emulator: Emulator, tmp_path: Path, end: Callable[[Mount], None]
+) -> None:
     jobname = emulator.submit(TICKER)
     try:
         for round in range(ROUNDS):
             with mount_jhfs(emulator, tmp_path, log_name=f"jhfs-{round}.log") as mount:
                 tail = follow(mount, jobname)
                 try:
-                    mount.process.terminate()
-                    mount.process.wait(timeout=30)
-                finally:
-                    tail.kill()
-                    tail.wait()
-            assert_clean_teardown(mount)
-    finally:
-        stop_job(emulator, jobname)
-
-
-def test_umount_while_a_log_is_followed_exits_cleanly(emulator: Emulator, tmp_path: Path) -> None:
-    jobname = emulator.submit(TICKER)
-    try:
-        for round in range(ROUNDS):
-            with mount_jhfs(emulator, tmp_path, log_name=f"jhfs-{round}.log") as mount:
-                tail = follow(mount, jobname)
-                try:
-                    # tail keeps the mount busy: the unmount is lazy, and the loop ends
-                    # once tail lets go, lines still arriving.
-                    result = jhfs("umount", str(mount.path), env=jhfs_env(emulator))
-                    assert result.returncode == 0, result.stderr
+                    end(mount)
                 finally:
                     tail.kill()
                     tail.wait()
