@@ -152,6 +152,19 @@ def mount_jhfs(
         stop(mount)
 
 
+# The ways a user ends a mount: libfuse's signal, and `jhfs umount` (lazy when busy).
+ENDINGS = ["SIGTERM", "jhfs umount"]
+
+
+def end(mount: Mount, how: str) -> None:
+    """End the mount as `how` (one of ENDINGS) says; its process then exits on its own."""
+    if how == "SIGTERM":
+        mount.process.send_signal(signal.SIGTERM)
+    else:
+        result = jhfs("umount", str(mount.path), env=jhfs_env(mount.emulator))
+        assert result.returncode == 0, result.stderr
+
+
 def stop(mount: Mount) -> None:
     force_unmount(mount.path)
     try:

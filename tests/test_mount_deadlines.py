@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Emulator, wait_for
-from mounting import Mount, interruptible, is_mounted, jhfs, jhfs_env, mount_jhfs, sh
+from mounting import ENDINGS, Mount, end, interruptible, is_mounted, mount_jhfs, sh
 
 MIB = 1 << 20
 STALL = {"endpoint": "*", "mode": "delay", "delay": 3600, "count": 100_000}
@@ -66,7 +66,7 @@ def test_ctrl_c_ends_a_lookup_that_waits_on_the_server(mnt: Mount) -> None:
     assert sh(f"ls -d {mnt.path / 'jobs'}").returncode == 0
 
 
-@pytest.mark.parametrize("how", ["SIGTERM", "jhfs umount"])
+@pytest.mark.parametrize("how", ENDINGS)
 def test_unmounting_during_a_download_lets_the_reader_go_at_once(
     fresh_emulator: Emulator, tmp_path: Path, how: str
 ) -> None:
@@ -85,11 +85,7 @@ def test_unmounting_during_a_download_lets_the_reader_go_at_once(
             # Two seconds' worth: cat has opened the file long since and waits in
             # read() for its first MiB.
             wait_for(lambda: fresh_emulator.bytes_sent() > 200_000, what="the reader to wait")
-            if how == "SIGTERM":
-                mount.process.send_signal(signal.SIGTERM)
-            else:
-                result = jhfs("umount", str(mount.path), env=jhfs_env(fresh_emulator))
-                assert result.returncode == 0, result.stderr
+            end(mount, how)
             assert mount.process.wait(timeout=20) == 0
             _, errors = reader.communicate(timeout=20)
         finally:

@@ -4,12 +4,11 @@ what they use (binding.loop_end_hook), whatever ends the loop."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import Emulator
-from mounting import LineReader, Mount, jhfs, jhfs_env, module_emulator, mount_jhfs
+from mounting import ENDINGS, LineReader, Mount, end, module_emulator, mount_jhfs
 
 emulator = module_emulator()
 
@@ -46,20 +45,9 @@ def stop_job(em: Emulator, jobname: str) -> None:
     (Path(em.admin("GET", f"jobs/{jobname}")["work_dir"]) / "stop").touch()
 
 
-def end_by_sigterm(mount: Mount) -> None:
-    mount.process.terminate()
-
-
-def end_by_umount(mount: Mount) -> None:
-    # tail keeps the mount busy: the unmount is lazy, and the loop ends once tail
-    # lets go, lines still arriving.
-    result = jhfs("umount", str(mount.path), env=jhfs_env(mount.emulator))
-    assert result.returncode == 0, result.stderr
-
-
-@pytest.mark.parametrize("end", [end_by_sigterm, end_by_umount], ids=["sigterm", "umount"])
+@pytest.mark.parametrize("how", ENDINGS)
 def test_ending_a_mount_while_a_log_is_followed_exits_cleanly(
-    emulator: Emulator, tmp_path: Path, end: Callable[[Mount], None]
+    emulator: Emulator, tmp_path: Path, how: str
 ) -> None:
     jobname = emulator.submit(TICKER)
     try:
@@ -67,7 +55,9 @@ def test_ending_a_mount_while_a_log_is_followed_exits_cleanly(
             with mount_jhfs(emulator, tmp_path, log_name=f"jhfs-{round}.log") as mount:
                 tail = follow(mount, jobname)
                 try:
-                    end(mount)
+                    # tail keeps the mount busy: `jhfs umount` ends its process, and
+                    # the loop ends with lines still arriving.
+                    end(mount, how)
                 finally:
                     tail.kill()
                     tail.wait()

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from conftest import Emulator, wait_for
 from mounting import (
+    ENDINGS,
     Mount,
+    end,
     interruptible,
-    jhfs,
-    jhfs_env,
     module_emulator,
     module_mount,
     mount_jhfs,
@@ -215,7 +215,7 @@ def test_a_wait_outlasts_the_operation_deadline(one_second_deadline: Mount) -> N
     assert (cat.returncode, out) == (0, "Completed\n")
 
 
-@pytest.mark.parametrize("how", ["SIGTERM", "jhfs umount"])
+@pytest.mark.parametrize("how", ENDINGS)
 def test_unmounting_ends_a_wait_at_once(emulator: Emulator, tmp_path: Path, how: str) -> None:
     with mount_jhfs(emulator, tmp_path) as mount:
         jobname, _ = running_job(mount)
@@ -227,11 +227,7 @@ def test_unmounting_ends_a_wait_at_once(emulator: Emulator, tmp_path: Path, how:
         )
         try:
             asking(emulator, 2)
-            if how == "SIGTERM":
-                mount.process.send_signal(signal.SIGTERM)
-            else:
-                result = jhfs("umount", str(mount.path), env=jhfs_env(emulator))
-                assert result.returncode == 0, result.stderr
+            end(mount, how)
             assert mount.process.wait(timeout=20) == 0
             _, errors = cat.communicate(timeout=20)
         finally:
