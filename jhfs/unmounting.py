@@ -52,8 +52,12 @@ class MountEntry:
     source: str  # the file system's name: jhfs:<host[:port]> for jhfs
     options: frozenset[str]  # the file system's own, e.g. user_id=1000 for FUSE
 
+    @property
+    def is_jhfs(self) -> bool:
+        return self.fstype == f"fuse.{SUBTYPE}"
+
     def is_jhfs_of(self, uid: int) -> bool:
-        return self.fstype == f"fuse.{SUBTYPE}" and f"user_id={uid}" in self.options
+        return self.is_jhfs and f"user_id={uid}" in self.options
 
 
 def mount_table() -> list[tuple[bytes, MountEntry]]:
@@ -101,13 +105,12 @@ def fsname(server: str) -> str:
 def mounts_of(server: str, pids: set[int]) -> list[Path]:
     """The mount points of the jhfs mounts of `server` that the processes `pids` serve
     (the mounts of one cache directory: other mounts of the server may use another)."""
-    return [
+    of_server = [
         Path(os.fsdecode(path))
         for path, entry in mount_table()
-        if entry.fstype == f"fuse.{SUBTYPE}"
-        and entry.source == fsname(server)
-        and _serving_process(Path(os.fsdecode(path))) in pids
+        if entry.is_jhfs and entry.source == fsname(server)
     ]
+    return [path for path in of_server if _serving_process(path) in pids]
 
 
 def mounted(mountpoint: Path) -> bool:
